@@ -1,0 +1,174 @@
+import { PlatformError } from '../errors.js';
+import { log } from '../log.js';
+import type { BootstrapNames } from '../config/topology.js';
+import type { AwsClients } from './clients.js';
+
+/**
+ * Bootstraps, idempotently and without prompts, what must exist before `terraform init`
+ * (DESIGN.md §6): the environment's KMS key (with an alias and yearly rotation), the
+ * Terraform state bucket and the secrets bucket — both versioned, default-encrypted with
+ * SSE-KMS under that key, with all public access blocked and ACLs disabled.
+ * Each step checks first and changes only what differs, so a second run makes no writes.
+ */
+
+export interface BootstrapResult {
+  kmsKeyArn: string;
+  kmsKeyId: string;
+  /** what was created or fixed on this run (empty on a re-run) */
+  changed: string[];
+}
+
+function status(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+/**
+ * Ensures the KMS key, state bucket and secrets bucket of an environment exist.
+ * @throws PlatformError when a bucket name is taken by another account (HTTP 403)
+ */
+export async function bootstrap(aws: AwsClients, names: BootstrapNames, environment: string): Promise<BootstrapResult> {
+  const changed: string[] = [];
+  const { kmsKeyArn, kmsKeyId } = await ensureKey(aws, names.kmsAlias, environment, changed);
+  for (const bucket of [names.stateBucket, names.secretsBucket]) {
+    await ensureBucket(aws, bucket, kmsKeyArn, environment, changed);
+  }
+  return { kmsKeyArn, kmsKeyId, changed };
+}
+
+async function ensureKey(
+  aws: AwsClients,
+  alias: string,
+  environment: string,
+  changed: string[],
+): Promise<{ kmsKeyArn: string; kmsKeyId: string }> {
+  const kms = await aws.kms();
+  const k = await import('@aws-sdk/client-kms');
+  try {
+    const d = await kms.send(new k.DescribeKeyCommand({ KeyId: alias }));
+    const meta = d.KeyMetadata!;
+    if (meta.KeyState === 'PendingDeletion' || meta.KeyState === 'Disabled') {
+      throw new PlatformError(`KMS key ${alias} (${meta.KeyId}) is ${meta.KeyState}`, {
+        hint: 'cancel the deletion / enable the key: secrets encrypted with it cannot be read otherwise',
+      });
+    }
+    return { kmsKeyArn: meta.Arn!, kmsKeyId: meta.KeyId! };
+  } catch (e) {
+    if ((e as Error).name !== 'NotFoundException') throw e;
+  }
+  const created = await kms.send(
+    new k.CreateKeyCommand({
+      Description: `kube-platform ${environment}: envelope encryption of secrets and state`,
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      Tags: [
+        { TagKey: 'Environment', TagValue: environment },
+        { TagKey: 'ManagedBy', TagValue: 'kube-platform' },
+      ],
+    }),
+  );
+  const meta = created.KeyMetadata!;
+  await kms.send(new k.CreateAliasCommand({ AliasName: alias, TargetKeyId: meta.KeyId! }));
+  await kms.send(new k.EnableKeyRotationCommand({ KeyId: meta.KeyId! }));
+  changed.push(`KMS key ${alias}`);
+  log.info(`created KMS key ${alias} (${meta.KeyId})`);
+  return { kmsKeyArn: meta.Arn!, kmsKeyId: meta.KeyId! };
+}
+
+async function ensureBucket(
+  aws: AwsClients,
+  bucket: string,
+  kmsKeyArn: string,
+  environment: string,
+  changed: string[],
+): Promise<void> {
+  const s3 = await aws.s3();
+  const c = await import('@aws-sdk/client-s3');
+  let exists = true;
+  try {
+    await s3.send(new c.HeadBucketCommand({ Bucket: bucket }));
+  } catch (e) {
+    const st = status(e);
+    if (st === 403) {
+      throw new PlatformError(`bucket ${bucket} exists but belongs to another account or denies access`);
+    }
+    if (st !== 404 && (e as Error).name !== 'NotFound') throw e;
+    exists = false;
+  }
+  if (!exists) {
+    await s3.send(
+      new c.CreateBucketCommand({
+        Bucket: bucket,
+        ObjectOwnership: 'BucketOwnerEnforced',
+        ...(aws.settings.region === 'us-east-1'
+          ? {}
+          : { CreateBucketConfiguration: { LocationConstraint: aws.settings.region as never } }),
+      }),
+    );
+    await s3.send(
+      new c.PutBucketTaggingCommand({
+        Bucket: bucket,
+        Tagging: {
+          TagSet: [
+            { Key: 'Environment', Value: environment },
+            { Key: 'ManagedBy', Value: 'kube-platform' },
+          ],
+        },
+      }),
+    );
+    changed.push(`bucket ${bucket}`);
+    log.info(`created bucket ${bucket}`);
+  }
+  const v = await s3.send(new c.GetBucketVersioningCommand({ Bucket: bucket }));
+  if (v.Status !== 'Enabled') {
+    await s3.send(
+      new c.PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+    );
+    changed.push(`versioning on ${bucket}`);
+  }
+  let encrypted = false;
+  try {
+    const enc = await s3.send(new c.GetBucketEncryptionCommand({ Bucket: bucket }));
+    const rule = enc.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault;
+    encrypted = rule?.SSEAlgorithm === 'aws:kms' && rule.KMSMasterKeyID === kmsKeyArn;
+  } catch {
+    encrypted = false;
+  }
+  if (!encrypted) {
+    await s3.send(
+      new c.PutBucketEncryptionCommand({
+        Bucket: bucket,
+        ServerSideEncryptionConfiguration: {
+          Rules: [
+            {
+              ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: kmsKeyArn },
+              BucketKeyEnabled: true,
+            },
+          ],
+        },
+      }),
+    );
+    changed.push(`default encryption on ${bucket}`);
+  }
+  let blocked = false;
+  try {
+    const pab = await s3.send(new c.GetPublicAccessBlockCommand({ Bucket: bucket }));
+    const p = pab.PublicAccessBlockConfiguration;
+    blocked = Boolean(p?.BlockPublicAcls && p.BlockPublicPolicy && p.IgnorePublicAcls && p.RestrictPublicBuckets);
+  } catch {
+    blocked = false;
+  }
+  if (!blocked) {
+    await s3.send(
+      new c.PutPublicAccessBlockCommand({
+        Bucket: bucket,
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+      }),
+    );
+    changed.push(`public access block on ${bucket}`);
+  }
+}

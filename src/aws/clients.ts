@@ -1,0 +1,146 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { KMSClient } from '@aws-sdk/client-kms';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { STSClient } from '@aws-sdk/client-sts';
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { UserError } from '../errors.js';
+
+/**
+ * The one place AWS clients are built (STYLE.md §4): region, credentials chain, endpoint
+ * and path-style addressing are decided here once; commands receive narrow interfaces
+ * (SecretStore, Inventory...) built on these clients, never construct their own.
+ *
+ * Credentials follow the AWS SDK default chain (environment variables incl.
+ * AWS_SESSION_TOKEN, SSO, assume-role with MFA, credential_process, IMDS), with the
+ * environment's profile as the profile to read when the caller exports no AWS_PROFILE.
+ * The endpoint is the standard `AWS_ENDPOINT_URL` (the embedded local AWS sets it); with a
+ * custom endpoint S3 uses path-style addressing, as S3-compatible servers expect.
+ */
+
+export interface AwsSettings {
+  region: string;
+  /** profile to use when neither AWS_PROFILE nor AWS_ACCESS_KEY_ID is exported */
+  profile?: string;
+  /** custom endpoint (AWS_ENDPOINT_URL); undefined = real AWS */
+  endpoint?: string;
+}
+
+/** Settings from the process environment over the environment file's region and profile. */
+export function awsSettings(region: string, profile?: string): AwsSettings {
+  const endpoint = process.env.AWS_ENDPOINT_URL || undefined;
+  return { region, profile, endpoint };
+}
+
+/** The caller's identity (STS GetCallerIdentity). */
+export interface Identity {
+  account: string;
+  arn: string;
+}
+
+/** Lazily-built, memoised AWS clients for one region/endpoint/credential set. */
+export class AwsClients {
+  readonly settings: AwsSettings;
+  readonly #cache = new Map<string, unknown>();
+  #credentials?: AwsCredentialIdentityProvider;
+
+  constructor(settings: AwsSettings) {
+    this.settings = settings;
+  }
+
+  async #credentialProvider(): Promise<AwsCredentialIdentityProvider> {
+    if (!this.#credentials) {
+      const { fromNodeProviderChain } = await import('@aws-sdk/credential-providers');
+      const useProfile = !process.env.AWS_PROFILE && !process.env.AWS_ACCESS_KEY_ID && this.settings.profile;
+      this.#credentials = fromNodeProviderChain(useProfile ? { profile: this.settings.profile } : {});
+    }
+    return this.#credentials;
+  }
+
+  async #common() {
+    return {
+      region: this.settings.region,
+      credentials: await this.#credentialProvider(),
+      ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
+      maxAttempts: 5,
+    };
+  }
+
+  async #get<T>(name: string, make: () => Promise<T>): Promise<T> {
+    let c = this.#cache.get(name) as T | undefined;
+    if (!c) {
+      c = await make();
+      this.#cache.set(name, c);
+    }
+    return c;
+  }
+
+  s3(): Promise<S3Client> {
+    return this.#get('s3', async () => {
+      const { S3Client } = await import('@aws-sdk/client-s3');
+      return new S3Client({ ...(await this.#common()), forcePathStyle: Boolean(this.settings.endpoint) });
+    });
+  }
+
+  kms(): Promise<KMSClient> {
+    return this.#get('kms', async () => new (await import('@aws-sdk/client-kms')).KMSClient(await this.#common()));
+  }
+
+  ec2(): Promise<EC2Client> {
+    return this.#get('ec2', async () => new (await import('@aws-sdk/client-ec2')).EC2Client(await this.#common()));
+  }
+
+  autoscaling(): Promise<AutoScalingClient> {
+    return this.#get(
+      'autoscaling',
+      async () => new (await import('@aws-sdk/client-auto-scaling')).AutoScalingClient(await this.#common()),
+    );
+  }
+
+  sts(): Promise<STSClient> {
+    return this.#get('sts', async () => new (await import('@aws-sdk/client-sts')).STSClient(await this.#common()));
+  }
+
+  /**
+   * Who we act as (STS GetCallerIdentity), memoised.
+   * @throws UserError when no credentials can be found or they are rejected
+   */
+  async identity(): Promise<Identity> {
+    return this.#get('identity', async () => {
+      const { GetCallerIdentityCommand } = await import('@aws-sdk/client-sts');
+      try {
+        const r = await (await this.sts()).send(new GetCallerIdentityCommand({}));
+        return { account: r.Account!, arn: r.Arn! };
+      } catch (e) {
+        throw new UserError(`cannot establish AWS credentials: ${(e as Error).message}`, {
+          cause: e,
+          hint: this.settings.profile
+            ? `export AWS_* credentials or configure the AWS profile "${this.settings.profile}" (aws configure sso --profile ${this.settings.profile})`
+            : 'export AWS_* credentials or set AWS_PROFILE',
+        });
+      }
+    });
+  }
+
+  /** Releases sockets (tests, short-lived commands). */
+  destroy(): void {
+    for (const c of this.#cache.values()) {
+      if (c && typeof (c as { destroy?: () => void }).destroy === 'function') (c as { destroy: () => void }).destroy();
+    }
+    this.#cache.clear();
+  }
+}
+
+/**
+ * Refuses to act in the wrong account: when the environment pins AWS_ACCOUNT_ID, the
+ * caller's identity must belong to it.
+ * @throws UserError naming both accounts
+ */
+export function assertAccount(identity: Identity, expected: string | undefined, envName: string): void {
+  if (expected && identity.account !== expected) {
+    throw new UserError(
+      `environment ${envName} belongs to AWS account ${expected}, but the credentials are for ${identity.account} (${identity.arn})`,
+      { hint: `use the profile for ${envName}, e.g. AWS_PROFILE=${envName}` },
+    );
+  }
+}

@@ -1,0 +1,138 @@
+import { log, mask } from '../log.js';
+import { PlatformError } from '../errors.js';
+
+/**
+ * The one wrapper for subprocesses (terraform/tofu, moto_server, ssh-agent, ssh-add,
+ * ssh-keygen). Nothing else imports execa. Arguments are always an array (no shell),
+ * `cwd` is always explicit, and what is logged passes through the secret mask. Secrets
+ * are handed to children through `input` (stdin) or `env`, never through arguments.
+ */
+
+export interface ExecOptions {
+  /** working directory (required: no command runs "wherever we happen to be") */
+  cwd: string;
+  /** extra environment variables, merged over process.env */
+  env?: Record<string, string | undefined>;
+  /** text written to the child's stdin */
+  input?: string;
+  /** 'inherit' streams the child's output to our stderr (progress); default 'pipe' captures */
+  stdio?: 'pipe' | 'inherit';
+  /** don't throw on a non-zero exit; the caller inspects `exitCode` */
+  reject?: boolean;
+  /** milliseconds before the child is killed; default none */
+  timeoutMs?: number;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Thrown when a subprocess exits non-zero (and `reject` is not false). */
+export class ExecError extends PlatformError {
+  readonly result: ExecResult;
+  constructor(command: string, result: ExecResult) {
+    const tail = mask(result.stderr.trim().split('\n').slice(-20).join('\n'));
+    super(`${command} exited with code ${result.exitCode}${tail ? `:\n${tail}` : ''}`);
+    this.result = result;
+  }
+}
+
+/**
+ * Runs a command to completion.
+ *
+ * @param file the program (looked up on PATH)
+ * @param args its arguments (never secrets: they show in `ps`)
+ * @throws ExecError on a non-zero exit unless `reject: false`; PlatformError when the
+ *   program cannot be started (e.g. not installed)
+ */
+export async function exec(file: string, args: string[], opts: ExecOptions): Promise<ExecResult> {
+  const { execa } = await import('execa');
+  const shown = mask([file, ...args].join(' '));
+  log.debug(`exec: ${shown} (cwd ${opts.cwd})`);
+  const inherit = opts.stdio === 'inherit';
+  const child = execa(file, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: true,
+    input: opts.input,
+    stdin: opts.input === undefined ? (inherit ? 'inherit' : 'ignore') : undefined,
+    stdout: inherit ? ['pipe', process.stderr] : 'pipe',
+    stderr: inherit ? ['pipe', process.stderr] : 'pipe',
+    reject: false,
+    timeout: opts.timeoutMs,
+    all: false,
+  });
+  const r = await child;
+  if (r.failed && r.exitCode === undefined) {
+    throw new PlatformError(`cannot run ${file}: ${mask(r.shortMessage ?? String(r.cause))}`, {
+      cause: r.cause,
+    });
+  }
+  const result: ExecResult = {
+    exitCode: r.exitCode ?? 1,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? ''),
+  };
+  if (result.exitCode !== 0 && opts.reject !== false) throw new ExecError(shown, result);
+  return result;
+}
+
+/** Returns true when `file` can be found on PATH (or is an existing path). */
+export async function which(file: string): Promise<string | undefined> {
+  const { access } = await import('node:fs/promises');
+  const path = await import('node:path');
+  const { constants } = await import('node:fs');
+  if (file.includes('/')) return access(file, constants.X_OK).then(() => file, () => undefined);
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, file);
+    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+  }
+  return undefined;
+}
+
+export interface BackgroundProcess {
+  pid: number;
+  /** sends SIGTERM and waits for the exit (SIGKILL after `graceMs`, default 5000) */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts a long-running process in the background with its output appended to `logFile`.
+ *
+ * @param detached true: the child outlives this process (own process group, unref'd)
+ */
+export async function spawnBackground(
+  file: string,
+  args: string[],
+  opts: { cwd: string; logFile: string; env?: Record<string, string | undefined>; detached?: boolean },
+): Promise<BackgroundProcess> {
+  const { execa } = await import('execa');
+  log.debug(`spawn: ${mask([file, ...args].join(' '))}`);
+  const child = execa(file, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin: 'ignore',
+    stdout: { file: opts.logFile, append: true },
+    stderr: { file: opts.logFile, append: true },
+    detached: opts.detached ?? false,
+    reject: false,
+    cleanup: !opts.detached,
+  });
+  if (child.pid === undefined) {
+    const r = await child;
+    throw new PlatformError(`cannot start ${file}: ${r.shortMessage ?? 'unknown error'}`);
+  }
+  if (opts.detached) child.unref();
+  const done = child.then(() => undefined, () => undefined);
+  return {
+    pid: child.pid,
+    async stop(graceMs = 5000) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await done;
+      clearTimeout(timer);
+    },
+  };
+}

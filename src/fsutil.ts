@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * Atomic file writes: the bytes go to a dot-prefixed temp file in the same directory
+ * (kubelet and our own walkers ignore dot-files), are fsync'ed, renamed over the target
+ * (rename(2) is atomic within a file system), and the directory is fsync'ed so the rename
+ * survives a crash. A reader sees the old file or the new one, never a partial one.
+ *
+ * @param mode Unix permission bits of the file (e.g. 0o600)
+ * @param dirMode permission bits of directories created on the way (e.g. 0o700)
+ */
+export async function atomicWrite(file: string, data: Buffer | string, mode = 0o600, dirMode = 0o700): Promise<void> {
+  const dir = path.dirname(file);
+  await mkdir(dir, { recursive: true, mode: dirMode });
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode); // open()'s mode is filtered by the umask
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fsyncDir(dir);
+}
+
+/** fsync(2) a directory so a rename in it is durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const dh = await open(dir, 'r');
+  try {
+    await dh.sync();
+  } catch {
+    // some file systems refuse fsync on directories; the rename is still atomic
+  } finally {
+    await dh.close();
+  }
+}
+
+/**
+ * Lists regular files under `root` recursively as `/`-separated relative paths, sorted.
+ * Skips dot-files and dot-directories (temp files) and anything that is not a regular file
+ * or directory (symlinks are not followed). A missing root yields [].
+ */
+export async function listFiles(root: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(dir: string, rel: string): Promise<void> {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    for (const ent of entries) {
+      if (ent.name.startsWith('.')) continue;
+      const r = rel ? `${rel}/${ent.name}` : ent.name;
+      if (ent.isDirectory()) await walk(path.join(dir, ent.name), r);
+      else if (ent.isFile()) out.push(r);
+    }
+  }
+  await walk(root, '');
+  return out.sort();
+}
+
+/** Permission bits of a file, or undefined when it does not exist. */
+export async function fileMode(file: string): Promise<number | undefined> {
+  try {
+    return (await stat(file)).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+}

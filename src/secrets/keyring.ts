@@ -1,0 +1,95 @@
+import type { KMSClient } from '@aws-sdk/client-kms';
+import { IntegrityError, PlatformError } from '../errors.js';
+import { type DataKey, encryptionContext, sha256 } from './envelope.js';
+
+/**
+ * Data keys for the layers of one environment, from KMS, cached so that a publish or a
+ * fetch makes O(1) KMS requests per layer instead of one per file (DESIGN.md §4).
+ *
+ * A layer keeps one data key: the first publish asks KMS GenerateDataKey (AES_256) with
+ * the encryption context {environment, layer}; later publishes reuse the key found in the
+ * layer's index (one kms:Decrypt). Plaintext keys live only in memory.
+ */
+
+/** The two KMS operations envelope encryption needs; a narrow seam for tests. */
+export interface KeyService {
+  generateDataKey(context: Record<string, string>): Promise<DataKey>;
+  decryptDataKey(encrypted: Buffer, context: Record<string, string>): Promise<Buffer>;
+}
+
+/** KeyService over a real KMS client and the environment's key id/alias/ARN. */
+export class KmsKeyService implements KeyService {
+  /** number of KMS requests made (benchmarks report it) */
+  requests = 0;
+  constructor(
+    private readonly kms: KMSClient,
+    private readonly keyId: string,
+  ) {}
+
+  async generateDataKey(context: Record<string, string>): Promise<DataKey> {
+    const { GenerateDataKeyCommand } = await import('@aws-sdk/client-kms');
+    this.requests++;
+    const r = await this.kms.send(
+      new GenerateDataKeyCommand({ KeyId: this.keyId, KeySpec: 'AES_256', EncryptionContext: context }),
+    );
+    return { plaintext: Buffer.from(r.Plaintext!), encrypted: Buffer.from(r.CiphertextBlob!) };
+  }
+
+  async decryptDataKey(encrypted: Buffer, context: Record<string, string>): Promise<Buffer> {
+    const { DecryptCommand } = await import('@aws-sdk/client-kms');
+    this.requests++;
+    try {
+      const r = await this.kms.send(
+        new DecryptCommand({ CiphertextBlob: encrypted, EncryptionContext: context, KeyId: this.keyId }),
+      );
+      return Buffer.from(r.Plaintext!);
+    } catch (e) {
+      const name = (e as Error).name;
+      if (name === 'InvalidCiphertextException' || name === 'IncorrectKeyException') {
+        throw new IntegrityError(
+          `KMS refused the data key of layer "${context.layer}" for environment "${context.environment}": it was encrypted for another environment or layer`,
+          { cause: e },
+        );
+      }
+      if (name === 'AccessDeniedException') {
+        throw new PlatformError(`not allowed to decrypt layer "${context.layer}" (kms:Decrypt denied)`, { cause: e });
+      }
+      throw e;
+    }
+  }
+}
+
+/** Per-environment cache of layer data keys. */
+export class Keyring {
+  readonly #decrypted = new Map<string, Buffer>();
+  constructor(
+    readonly service: KeyService,
+    readonly environment: string,
+  ) {}
+
+  /**
+   * The plaintext of an encrypted data key of `layer`, asking KMS at most once per
+   * distinct encrypted key.
+   * @throws IntegrityError when KMS refuses it for this environment/layer context
+   */
+  async decrypt(layer: string, encrypted: Buffer): Promise<Buffer> {
+    const id = `${layer}:${sha256(encrypted)}`;
+    let key = this.#decrypted.get(id);
+    if (!key) {
+      key = await this.service.decryptDataKey(encrypted, encryptionContext({ environment: this.environment, layer }));
+      this.#decrypted.set(id, key);
+    }
+    return key;
+  }
+
+  /**
+   * The data key to encrypt new objects of `layer` with: the layer's existing key (given
+   * its encrypted form from the current index) or a fresh one from KMS.
+   */
+  async forLayer(layer: string, existing?: Buffer): Promise<DataKey> {
+    if (existing) return { plaintext: await this.decrypt(layer, existing), encrypted: existing };
+    const key = await this.service.generateDataKey(encryptionContext({ environment: this.environment, layer }));
+    this.#decrypted.set(`${layer}:${sha256(key.encrypted)}`, key.plaintext);
+    return key;
+  }
+}
