@@ -14,6 +14,8 @@ import {
   yamlQuote,
 } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
+import { listFiles } from '../../src/fsutil.js';
+import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
 
 /** The real templates (platform/manifests) rendered for the playground environment. */
 
@@ -82,34 +84,27 @@ function flags(command: string[]): Map<string, string> {
 }
 
 /** Files the PKI (and the node) put on masters: kubeadm's layout under /etc/kubernetes. */
-const NODE_FILES = new Set([
-  ...[
-    'ca.crt',
-    'ca.key',
-    'apiserver.crt',
-    'apiserver.key',
-    'apiserver-kubelet-client.crt',
-    'apiserver-kubelet-client.key',
-    'front-proxy-ca.crt',
-    'front-proxy-client.crt',
-    'front-proxy-client.key',
-    'sa.key',
-    'sa.pub',
-    'apiserver-etcd-client.crt',
-    'apiserver-etcd-client.key',
-    'etcd/ca.crt',
-  ].map((f) => `/etc/kubernetes/pki/${f}`),
-  '/etc/kubernetes/controller-manager.conf',
-  '/etc/kubernetes/scheduler.conf',
-  '/etc/kubernetes/etcd/config.yaml',
-  '/etc/kubernetes/audit-policy.yaml',
-]);
+/**
+ * Every file a master has in /etc/kubernetes: what the PKI generates into the layers a
+ * master syncs (common/, secure/, mapped `<layer>/<rest>` → /etc/kubernetes/<rest> by
+ * manifest-sync), what the templates render, and the etcd config the node writes at boot.
+ * Filled in beforeAll from a real ensurePki run, so a path the PKI does not produce fails.
+ */
+const NODE_FILES = new Set<string>(['/etc/kubernetes/etcd/config.yaml']);
 
 let files: RenderedFile[];
 let byName: Map<string, Pod>;
 beforeAll(async () => {
-  files = await renderTree(templateDir, manifestValues(await playConfig()));
+  const cfg = await playConfig();
+  files = await renderTree(templateDir, manifestValues(cfg));
   byName = pods(files);
+  const secrets = await mkdtemp(path.join(tmpdir(), 'manifests-pki-'));
+  await ensurePki(secrets, pkiPlanFor(cfg));
+  for (const layer of ['common', 'secure']) {
+    for (const f of await listFiles(path.join(secrets, layer))) NODE_FILES.add(`/etc/kubernetes/${f}`);
+  }
+  for (const f of files) NODE_FILES.add(`/etc/kubernetes/${f.path.split('/').slice(1).join('/')}`);
+  await rm(secrets, { recursive: true, force: true });
 });
 
 describe('platform/manifests for play.env', () => {

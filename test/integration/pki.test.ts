@@ -1,0 +1,276 @@
+import { mkdtempSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { exec } from '../../src/exec/index.js';
+import { setLogSink } from '../../src/log.js';
+import { ensurePki, type PkiPlan, parseKubeconfig } from '../../src/secrets/pki/index.js';
+
+/**
+ * The generated PKI checked by independent tools: OpenSSL (chain verification, purposes,
+ * extensions, key/certificate pairing) and OpenSSH (the SSH key pair).
+ */
+
+const plan: PkiPlan = {
+  environment: 'it-env',
+  clusterDomain: 'cluster.example',
+  kubernetesServiceIp: '10.32.0.1',
+  kubeapiInternalName: 'kube.it-env.internal',
+  kubeapiPublicName: 'kube-it-env.example.com',
+  etcdMembers: [0, 1, 2].map((i) => ({
+    name: `etcd-${i}`,
+    ip: `10.80.1${i}.10`,
+    dnsName: `etcd-${i}.it-env.internal`,
+  })),
+};
+
+// made at collection time: the test.each tables below name files in them
+const root = mkdtempSync(path.join(os.tmpdir(), 'pki-it-'));
+const work = mkdtempSync(path.join(os.tmpdir(), 'pki-it-work-'));
+let restoreLog: () => void;
+
+beforeAll(async () => {
+  restoreLog = setLogSink(() => {});
+  await ensurePki(root, plan);
+  // the client certificates of the kubeconfigs, extracted for openssl
+  for (const name of ['controller-manager', 'scheduler', 'admin', 'super-admin']) {
+    const rel = name.endsWith('admin') ? `locked/${name}.conf` : `secure/${name}.conf`;
+    const k = parseKubeconfig(await readFile(path.join(root, rel), 'utf8'), rel);
+    await writeFile(path.join(work, `${name}.crt`), k.clientCertPem!, { mode: 0o600 });
+    await writeFile(path.join(work, `${name}.key`), k.clientKeyPem!, { mode: 0o600 });
+  }
+});
+afterAll(async () => {
+  restoreLog();
+  await rm(root, { recursive: true, force: true });
+  await rm(work, { recursive: true, force: true });
+});
+
+const at = (rel: string) => path.join(root, rel);
+const openssl = (args: string[]) => exec('openssl', args, { cwd: root, reject: false });
+const text = async (file: string) => (await openssl(['x509', '-noout', '-text', '-in', file])).stdout;
+
+const CA = {
+  kubernetes: at('secure/pki/ca.crt'),
+  etcd: at('secure/pki/etcd/ca.crt'),
+  frontProxy: at('secure/pki/front-proxy-ca.crt'),
+};
+
+type Leaf = { cert: string; key: string; ca: keyof typeof CA; purpose: 'server' | 'client' | 'both' };
+const members = plan.etcdMembers.flatMap((m) =>
+  (['server', 'peer'] as const).map(
+    (kind): Leaf => ({
+      cert: at(`secure/pki/etcd/members/${m.name}/${kind}.crt`),
+      key: at(`secure/pki/etcd/members/${m.name}/${kind}.key`),
+      ca: 'etcd',
+      purpose: 'both',
+    }),
+  ),
+);
+const w = (name: string) => ({ cert: path.join(work, `${name}.crt`), key: path.join(work, `${name}.key`) });
+const LEAVES: Record<string, Leaf> = {
+  apiserver: {
+    cert: at('secure/pki/apiserver.crt'),
+    key: at('secure/pki/apiserver.key'),
+    ca: 'kubernetes',
+    purpose: 'server',
+  },
+  'apiserver-kubelet-client': {
+    cert: at('secure/pki/apiserver-kubelet-client.crt'),
+    key: at('secure/pki/apiserver-kubelet-client.key'),
+    ca: 'kubernetes',
+    purpose: 'client',
+  },
+  'front-proxy-client': {
+    cert: at('secure/pki/front-proxy-client.crt'),
+    key: at('secure/pki/front-proxy-client.key'),
+    ca: 'frontProxy',
+    purpose: 'client',
+  },
+  'apiserver-etcd-client': {
+    cert: at('secure/pki/apiserver-etcd-client.crt'),
+    key: at('secure/pki/apiserver-etcd-client.key'),
+    ca: 'etcd',
+    purpose: 'client',
+  },
+  'controller-manager.conf': { ...w('controller-manager'), ca: 'kubernetes', purpose: 'client' },
+  'scheduler.conf': { ...w('scheduler'), ca: 'kubernetes', purpose: 'client' },
+  'admin.conf': { ...w('admin'), ca: 'kubernetes', purpose: 'client' },
+  'super-admin.conf': { ...w('super-admin'), ca: 'kubernetes', purpose: 'client' },
+  ...Object.fromEntries(members.map((m) => [path.relative(root, m.cert), m])),
+};
+
+describe('openssl verify', () => {
+  test.each(Object.entries(LEAVES))('%s verifies against its own CA and no other', async (_name, leaf) => {
+    const ok = await openssl(['verify', '-CAfile', CA[leaf.ca], leaf.cert]);
+    expect(ok.stdout.trim()).toBe(`${leaf.cert}: OK`);
+    expect(ok.exitCode).toBe(0);
+    for (const [other, file] of Object.entries(CA)) {
+      if (other === leaf.ca) continue;
+      const bad = await openssl(['verify', '-CAfile', file, leaf.cert]);
+      expect(bad.exitCode).not.toBe(0);
+      expect(bad.stderr).toMatch(/unable to get local issuer certificate/);
+    }
+  });
+
+  test.each(Object.entries(LEAVES))('%s is usable only for its TLS role', async (_name, leaf) => {
+    const asServer = await openssl(['verify', '-purpose', 'sslserver', '-CAfile', CA[leaf.ca], leaf.cert]);
+    const asClient = await openssl(['verify', '-purpose', 'sslclient', '-CAfile', CA[leaf.ca], leaf.cert]);
+    expect([asServer.exitCode === 0, asClient.exitCode === 0]).toEqual(
+      leaf.purpose === 'server' ? [true, false] : leaf.purpose === 'client' ? [false, true] : [true, true],
+    );
+  });
+
+  test.each(Object.entries(LEAVES))(
+    '%s: the private key is the key of the certificate',
+    async (_name, leaf) => {
+      const fromKey = await openssl(['pkey', '-in', leaf.key, '-pubout']);
+      const fromCert = await openssl(['x509', '-in', leaf.cert, '-noout', '-pubkey']);
+      expect(fromKey.exitCode).toBe(0);
+      expect(fromKey.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+      expect(fromKey.stdout).toBe(fromCert.stdout);
+      // and it is not the key of another leaf
+      const other = leaf === LEAVES.apiserver ? LEAVES['admin.conf']! : LEAVES.apiserver!;
+      expect((await openssl(['x509', '-in', other.cert, '-noout', '-pubkey'])).stdout).not.toBe(
+        fromKey.stdout,
+      );
+    },
+  );
+
+  test.each(Object.entries(CA))('the %s CA key is the key of its certificate', async (id, cert) => {
+    const key = {
+      kubernetes: 'secure/pki/ca.key',
+      etcd: 'locked/pki/etcd/ca.key',
+      frontProxy: 'locked/pki/front-proxy-ca.key',
+    }[id]!;
+    expect((await openssl(['pkey', '-in', at(key), '-pubout'])).stdout).toBe(
+      (await openssl(['x509', '-in', cert, '-noout', '-pubkey'])).stdout,
+    );
+  });
+});
+
+describe('openssl x509 -text', () => {
+  test('CAs: CA:TRUE critical, certificate signing, subject names as kubeadm', async () => {
+    const cns: string[] = [];
+    for (const file of Object.values(CA)) {
+      const t = await text(file);
+      expect(t).toMatch(/X509v3 Basic Constraints: critical\n\s+CA:TRUE/);
+      expect(t).toMatch(/X509v3 Key Usage: critical\n\s+Digital Signature, Certificate Sign, CRL Sign\n/);
+      expect(t).toContain('X509v3 Subject Key Identifier');
+      expect(t).not.toContain('Extended Key Usage');
+      cns.push(/Subject: (.*)\n/.exec(t)![1]!);
+    }
+    expect(cns).toEqual(['CN = kubernetes', 'CN = etcd-ca', 'CN = front-proxy-ca']);
+  });
+
+  test('apiserver: serverAuth only and every SAN', async () => {
+    const t = await text(LEAVES.apiserver!.cert);
+    expect(t).toMatch(/Extended Key Usage: \n\s+TLS Web Server Authentication\n/);
+    expect(t).toMatch(/Basic Constraints: critical\n\s+CA:FALSE/);
+    expect(t).toMatch(/Key Usage: critical\n\s+Digital Signature\n/);
+    const sans = /Subject Alternative Name: \n\s+(.*)\n/.exec(t)![1]!.split(', ');
+    expect(sans.sort()).toEqual(
+      [
+        'DNS:kubernetes',
+        'DNS:kubernetes.default',
+        'DNS:kubernetes.default.svc',
+        'DNS:kubernetes.default.svc.cluster.example',
+        'DNS:kube.it-env.internal',
+        'DNS:kube-it-env.example.com',
+        'DNS:localhost',
+        'IP Address:10.32.0.1',
+        'IP Address:127.0.0.1',
+      ].sort(),
+    );
+    // issued by the Kubernetes CA: authority key id = the CA's subject key id
+    const aki = /Authority Key Identifier: \n\s+(?:keyid:)?([0-9A-F:]+)/.exec(t)![1];
+    const ski = /Subject Key Identifier: \n\s+([0-9A-F:]+)/.exec(await text(CA.kubernetes))![1];
+    expect(aki).toBe(ski);
+  });
+
+  test('clients: clientAuth only, subjects as kubeadm ≥ 1.29', async () => {
+    const subjects: Record<string, string> = {};
+    for (const [name, leaf] of Object.entries(LEAVES)) {
+      if (leaf.purpose !== 'client') continue;
+      const t = await text(leaf.cert);
+      expect(t).toMatch(/Extended Key Usage: \n\s+TLS Web Client Authentication\n/);
+      expect(t).not.toContain('Subject Alternative Name');
+      subjects[name] = /Subject: (.*)\n/.exec(t)![1]!;
+    }
+    expect(subjects).toEqual({
+      'apiserver-kubelet-client': 'O = kubeadm:cluster-admins, CN = kube-apiserver-kubelet-client',
+      'front-proxy-client': 'CN = front-proxy-client',
+      'apiserver-etcd-client': 'CN = kube-apiserver-etcd-client',
+      'controller-manager.conf': 'CN = system:kube-controller-manager',
+      'scheduler.conf': 'CN = system:kube-scheduler',
+      'admin.conf': 'O = kubeadm:cluster-admins, CN = kubernetes-admin',
+      'super-admin.conf': 'O = system:masters, CN = kubernetes-super-admin',
+    });
+  });
+
+  test('etcd members: server and client auth, the member name, address and DNS name', async () => {
+    const t0 = await text(at('secure/pki/etcd/members/etcd-1/server.crt'));
+    expect(t0).toMatch(
+      /Extended Key Usage: \n\s+TLS Web Server Authentication, TLS Web Client Authentication\n/,
+    );
+    expect(t0).toContain('Subject: CN = etcd-1\n');
+    expect(/Subject Alternative Name: \n\s+(.*)\n/.exec(t0)![1]).toBe(
+      'DNS:etcd-1.it-env.internal, DNS:etcd-1, DNS:localhost, IP Address:10.80.11.10, IP Address:127.0.0.1',
+    );
+    const p0 = await text(at('secure/pki/etcd/members/etcd-1/peer.crt'));
+    expect(p0).toMatch(
+      /Extended Key Usage: \n\s+TLS Web Server Authentication, TLS Web Client Authentication\n/,
+    );
+    expect(/Subject Alternative Name: \n\s+(.*)\n/.exec(p0)![1]).toBe(
+      'DNS:etcd-1.it-env.internal, DNS:etcd-1, IP Address:10.80.11.10',
+    );
+  });
+
+  test('service-account key pair: RSA 2048, PKCS#8 and SPKI PEM, matching', async () => {
+    const keyPem = await readFile(at('secure/pki/sa.key'), 'utf8');
+    expect(keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    const details = await openssl(['pkey', '-in', at('secure/pki/sa.key'), '-noout', '-text']);
+    expect(details.stdout).toMatch(/Private-Key: \(2048 bit, 2 primes\)/);
+    const pub = await openssl(['pkey', '-in', at('secure/pki/sa.key'), '-pubout']);
+    expect(pub.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----\n/);
+    // (exec() strips the final newline of a child's output; the file keeps it)
+    expect(await readFile(at('secure/pki/sa.pub'), 'utf8')).toBe(`${pub.stdout}\n`);
+  });
+
+  test('leaf keys are PKCS#8 P-256', async () => {
+    expect(await readFile(LEAVES.apiserver!.key, 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    const details = await openssl(['pkey', '-in', LEAVES.apiserver!.key, '-noout', '-text']);
+    expect(details.stdout).toContain('NIST CURVE: P-256');
+  });
+});
+
+describe('kubeconfigs and SSH', () => {
+  test.each([
+    'secure/controller-manager.conf',
+    'secure/scheduler.conf',
+    'locked/admin.conf',
+    'locked/super-admin.conf',
+    'compute/bootstrap-kubelet.conf',
+    'secure/bootstrap-kubelet.conf',
+  ])('%s: certificate-authority-data decodes to the Kubernetes CA certificate', async (rel) => {
+    const k = parseKubeconfig(await readFile(at(rel), 'utf8'), rel);
+    const decoded = path.join(work, 'decoded-ca.crt');
+    await writeFile(decoded, k.caPem!);
+    const a = await openssl(['x509', '-in', decoded, '-outform', 'DER']);
+    const b = await openssl(['x509', '-in', CA.kubernetes, '-outform', 'DER']);
+    expect(a.exitCode).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+    expect(k.caPem).toBe(await readFile(CA.kubernetes, 'utf8'));
+  });
+
+  test('ssh-keygen -y of the private key equals the published public key', async () => {
+    const pub = await readFile(at('common/ssh/it-env.pub'), 'utf8');
+    const derived = await exec('ssh-keygen', ['-y', '-f', at('locked/ssh/it-env')], { cwd: root });
+    expect(derived.stdout.trim()).toBe(pub.trim());
+    expect(pub).toMatch(/^ssh-ed25519 [A-Za-z0-9+/=]+ it-env\n$/);
+    const fp = await exec('ssh-keygen', ['-l', '-f', at('locked/ssh/it-env')], { cwd: root });
+    expect(fp.stdout).toMatch(/^256 SHA256:\S+ it-env \(ED25519\)/);
+    // no passphrase: -y above would have failed without a terminal to ask one
+    expect(await readFile(at('locked/ssh/it-env'), 'utf8')).toMatch(/^-----BEGIN OPENSSH PRIVATE KEY-----\n/);
+  });
+});
