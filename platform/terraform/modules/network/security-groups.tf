@@ -1,0 +1,165 @@
+# Security groups of the layers and of the two API load balancers, with every rule as its own
+# resource (aws_vpc_security_group_{ingress,egress}_rule) so that groups can reference each
+# other without a cycle.
+
+locals {
+  groups = {
+    bastion      = "bastion: SSH from ssh_access_list"
+    masters      = "masters: Kubernetes API, etcd peers, kubelet"
+    workers      = "workers: kubelet, NodePorts, pod network"
+    api_public   = "public Kubernetes API load balancer: 443 from kubeapi_access_list"
+    api_internal = "internal Kubernetes API load balancer: 443 from the VPC"
+  }
+
+  # Encapsulation and control traffic of the common pod network addons, allowed among all
+  # nodes: VXLAN 4789/udp (RFC 7348; Calico) and 8472/udp (the Linux default; flannel,
+  # Cilium); Geneve 6081/udp (RFC 8926); BGP 179/tcp (RFC 4271; Calico); WireGuard
+  # 51820-51821/udp (Calico) and 51871/udp (Cilium); Calico Typha 5473/tcp; Cilium health
+  # 4240/tcp. Workers additionally accept all traffic from every node (pods on workers serve
+  # webhooks, metrics and services to the masters).
+  # Not listed: IP-in-IP (IP protocol 4, RFC 2003). A rule without ports crashes the local AWS
+  # (moto 5.2), so a pod network on masters needs a VXLAN/Geneve/WireGuard encapsulation, or
+  # this rule added for a real-AWS-only deployment.
+  pod_network = [
+    { name = "bgp", protocol = "tcp", from = 179, to = 179 },
+    { name = "vxlan", protocol = "udp", from = 4789, to = 4789 },
+    { name = "vxlan-linux", protocol = "udp", from = 8472, to = 8472 },
+    { name = "geneve", protocol = "udp", from = 6081, to = 6081 },
+    { name = "wireguard-calico", protocol = "udp", from = 51820, to = 51821 },
+    { name = "wireguard-cilium", protocol = "udp", from = 51871, to = 51871 },
+    { name = "typha", protocol = "tcp", from = 5473, to = 5473 },
+    { name = "cilium-health", protocol = "tcp", from = 4240, to = 4240 },
+  ]
+
+  # One entry per ingress rule: group, protocol ("-1" = all), ports, and exactly one of
+  # cidr / source (a group key above).
+  ingress = merge(
+    { for c in var.ssh_access_list : "bastion-ssh-${c}" => {
+      group       = "bastion", protocol = "tcp", from = 22, to = 22, cidr = c, source = null
+      description = "SSH from the SSH access list"
+    } },
+    { for c in var.kubeapi_access_list : "api_public-https-${c}" => {
+      group       = "api_public", protocol = "tcp", from = 443, to = 443, cidr = c, source = null
+      description = "Kubernetes API from the API access list"
+    } },
+    {
+      "api_internal-https-vpc" = {
+        group       = "api_internal", protocol = "tcp", from = 443, to = 443, cidr = var.vpc_cidr, source = null
+        description = "Kubernetes API from inside the VPC"
+      }
+      "masters-apiserver-api_public" = {
+        group       = "masters", protocol = "tcp", from = 6443, to = 6443, cidr = null, source = "api_public"
+        description = "kube-apiserver from the public API load balancer (traffic and health checks)"
+      }
+      "masters-apiserver-api_internal" = {
+        group       = "masters", protocol = "tcp", from = 6443, to = 6443, cidr = null, source = "api_internal"
+        description = "kube-apiserver from the internal API load balancer (traffic and health checks)"
+      }
+      "masters-apiserver-vpc" = {
+        group       = "masters", protocol = "tcp", from = 6443, to = 6443, cidr = var.vpc_cidr, source = null
+        description = "kube-apiserver from inside the VPC"
+      }
+      "masters-etcd-masters" = {
+        group       = "masters", protocol = "tcp", from = 2379, to = 2380, cidr = null, source = "masters"
+        description = "etcd client and peer traffic between masters"
+      }
+      "masters-ssh-bastion" = {
+        group       = "masters", protocol = "tcp", from = 22, to = 22, cidr = null, source = "bastion"
+        description = "SSH from the bastion"
+      }
+      "masters-kubelet-masters" = {
+        group       = "masters", protocol = "tcp", from = 10250, to = 10250, cidr = null, source = "masters"
+        description = "kubelet API from the masters (kube-apiserver)"
+      }
+      "masters-kubelet-workers" = {
+        group       = "masters", protocol = "tcp", from = 10250, to = 10250, cidr = null, source = "workers"
+        description = "kubelet API from the workers (metrics scraping)"
+      }
+      "workers-ssh-bastion" = {
+        group       = "workers", protocol = "tcp", from = 22, to = 22, cidr = null, source = "bastion"
+        description = "SSH from the bastion"
+      }
+      "workers-kubelet-masters" = {
+        group       = "workers", protocol = "tcp", from = 10250, to = 10250, cidr = null, source = "masters"
+        description = "kubelet API from the masters (kube-apiserver)"
+      }
+      "workers-all-workers" = {
+        group       = "workers", protocol = "-1", from = null, to = null, cidr = null, source = "workers"
+        description = "Pod network: all traffic between workers"
+      }
+      "workers-all-masters" = {
+        group       = "workers", protocol = "-1", from = null, to = null, cidr = null, source = "masters"
+        description = "Pod network: all traffic from the masters"
+      }
+    },
+    { for pair in setproduct(["tcp", "udp"], var.subnets.elb) : "workers-nodeports-${pair[0]}-${pair[1]}" => {
+      group       = "workers", protocol = pair[0], from = 30000, to = 32767, cidr = pair[1], source = null
+      description = "NodePort services from the load balancer subnets"
+    } },
+    { for pair in setproduct(local.pod_network, ["masters", "workers"]) : "masters-${pair[0].name}-${pair[1]}" => {
+      group       = "masters", protocol = pair[0].protocol, from = pair[0].from, to = pair[0].to, cidr = null, source = pair[1]
+      description = "Pod network (${pair[0].name}) from the ${pair[1]}"
+    } },
+  )
+
+  # Nodes and the bastion reach the internet through the NAT gateways / internet gateway;
+  # the load balancers only talk to the masters' kube-apiserver.
+  egress = {
+    bastion = { protocol = "-1", from = null, to = null, cidr = "0.0.0.0/0", target = null, description = "All outbound traffic" }
+    masters = { protocol = "-1", from = null, to = null, cidr = "0.0.0.0/0", target = null, description = "All outbound traffic" }
+    workers = { protocol = "-1", from = null, to = null, cidr = "0.0.0.0/0", target = null, description = "All outbound traffic" }
+    api_public = {
+      protocol = "tcp", from = 6443, to = 6443, cidr = null, target = "masters", description = "kube-apiserver on the masters"
+    }
+    api_internal = {
+      protocol = "tcp", from = 6443, to = 6443, cidr = null, target = "masters", description = "kube-apiserver on the masters"
+    }
+  }
+}
+
+resource "aws_security_group" "this" {
+  for_each = local.groups
+
+  name        = "${var.environment}-${replace(each.key, "_", "-")}"
+  description = each.value
+  vpc_id      = aws_vpc.this.id
+  tags        = { Name = "${var.environment}-${replace(each.key, "_", "-")}" }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "this" {
+  for_each = local.ingress
+
+  security_group_id            = aws_security_group.this[each.value.group].id
+  description                  = each.value.description
+  ip_protocol                  = each.value.protocol
+  from_port                    = each.value.from
+  to_port                      = each.value.to
+  cidr_ipv4                    = each.value.cidr
+  referenced_security_group_id = each.value.source == null ? null : aws_security_group.this[each.value.source].id
+  tags                         = { Name = "${var.environment}-${each.key}" }
+
+  # The local AWS (moto 5.2) reads the description of a rule that references a security
+  # group back empty: a perpetual diff. The Name tag carries the same information.
+  lifecycle {
+    ignore_changes = [description]
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "this" {
+  for_each = local.egress
+
+  security_group_id            = aws_security_group.this[each.key].id
+  description                  = each.value.description
+  ip_protocol                  = each.value.protocol
+  from_port                    = each.value.from
+  to_port                      = each.value.to
+  cidr_ipv4                    = each.value.cidr
+  referenced_security_group_id = each.value.target == null ? null : aws_security_group.this[each.value.target].id
+  tags                         = { Name = "${var.environment}-${each.key}-egress" }
+
+  # The local AWS (moto 5.2) reads the description of a rule that references a security
+  # group back empty: a perpetual diff. The Name tag carries the same information.
+  lifecycle {
+    ignore_changes = [description]
+  }
+}
