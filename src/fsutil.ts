@@ -11,7 +11,12 @@ import path from 'node:path';
  * @param mode Unix permission bits of the file (e.g. 0o600)
  * @param dirMode permission bits of directories created on the way (e.g. 0o700)
  */
-export async function atomicWrite(file: string, data: Buffer | string, mode = 0o600, dirMode = 0o700): Promise<void> {
+export async function atomicWrite(
+  file: string,
+  data: Buffer | string,
+  mode = 0o600,
+  dirMode = 0o700,
+): Promise<void> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true, mode: dirMode });
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);

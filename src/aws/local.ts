@@ -56,7 +56,7 @@ export function freePort(): Promise<number> {
 /** True when moto's management API answers at `endpoint` within `timeoutMs`. */
 export async function answers(endpoint: string, timeoutMs = 1000): Promise<boolean> {
   try {
-    const r = await fetch(`${endpoint}/moto-api/data.json`, { signal: AbortSignal.timeout(timeoutMs) });
+    const r = await fetch(`${endpoint}/moto-api/config`, { signal: AbortSignal.timeout(timeoutMs) });
     return r.ok;
   } catch {
     return false;
@@ -85,7 +85,12 @@ export async function ensureLocalAws(opts: { persistent?: boolean } = {}): Promi
   const existing = await readRecord();
   if (existing && (await answers(existing.endpoint))) {
     log.debug(`reusing local AWS at ${existing.endpoint} (pid ${existing.pid})`);
-    return { endpoint: existing.endpoint, started: false, env: envFor(existing.endpoint), stop: async () => {} };
+    return {
+      endpoint: existing.endpoint,
+      started: false,
+      env: envFor(existing.endpoint),
+      stop: async () => {},
+    };
   }
   if (!(await which('moto_server'))) {
     throw new PlatformError('moto_server is not installed: the local AWS needs it', {

@@ -1,9 +1,9 @@
-import { type EnvConfig, loadEnvironment } from '../config/load.js';
-import { type BootstrapNames, bootstrapNames } from '../config/topology.js';
 import { AwsClients, assertAccount, awsSettings, type Identity } from '../aws/clients.js';
 import { applyLocalEnv, ensureLocalAws, type LocalAws } from '../aws/local.js';
+import { type EnvConfig, loadEnvironment } from '../config/load.js';
+import { type BootstrapNames, bootstrapNames } from '../config/topology.js';
 import { log } from '../log.js';
-import { KmsKeyService, Keyring } from '../secrets/keyring.js';
+import { Keyring, KmsKeyService } from '../secrets/keyring.js';
 import { SecretStore } from '../secrets/store.js';
 
 /**
@@ -27,6 +27,8 @@ export interface ContextOptions {
   env: string;
   /** use the embedded local AWS */
   local?: boolean;
+  /** don't print the identity line (whoami prints it on stdout itself) */
+  quiet?: boolean;
 }
 
 /**
@@ -45,7 +47,8 @@ export async function openEnvironment(opts: ContextOptions): Promise<EnvContext>
   try {
     const identity = await aws.identity();
     assertAccount(identity, cfg.awsAccountId, cfg.name);
-    log.step(`environment ${cfg.name} (${cfg.region}) as ${identity.arn} (account ${identity.account})`);
+    if (!opts.quiet)
+      log.step(`environment ${cfg.name} (${cfg.region}) as ${identity.arn} (account ${identity.account})`);
     return {
       cfg,
       aws,

@@ -1,5 +1,5 @@
-import { log, mask } from '../log.js';
 import { PlatformError } from '../errors.js';
+import { log, mask } from '../log.js';
 
 /**
  * The one wrapper for subprocesses (terraform/tofu, moto_server, ssh-agent, ssh-add,
@@ -84,10 +84,20 @@ export async function which(file: string): Promise<string | undefined> {
   const { access } = await import('node:fs/promises');
   const path = await import('node:path');
   const { constants } = await import('node:fs');
-  if (file.includes('/')) return access(file, constants.X_OK).then(() => file, () => undefined);
+  if (file.includes('/'))
+    return access(file, constants.X_OK).then(
+      () => file,
+      () => undefined,
+    );
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     const candidate = path.join(dir, file);
-    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+    if (
+      await access(candidate, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
   }
   return undefined;
 }
@@ -109,23 +119,32 @@ export async function spawnBackground(
   opts: { cwd: string; logFile: string; env?: Record<string, string | undefined>; detached?: boolean },
 ): Promise<BackgroundProcess> {
   const { execa } = await import('execa');
+  const { openSync, closeSync } = await import('node:fs');
   log.debug(`spawn: ${mask([file, ...args].join(' '))}`);
+  // A plain file descriptor (not an execa file target, which execa pipes through this
+  // process): a detached child must not hold this process's event loop open.
+  const fd = openSync(opts.logFile, 'a');
   const child = execa(file, args, {
     cwd: opts.cwd,
     env: opts.env,
     stdin: 'ignore',
-    stdout: { file: opts.logFile, append: true },
-    stderr: { file: opts.logFile, append: true },
+    // execa's types omit raw file descriptors, which Node's spawn() accepts (stdio: [fd])
+    stdout: fd as unknown as 'ignore',
+    stderr: fd as unknown as 'ignore',
     detached: opts.detached ?? false,
     reject: false,
     cleanup: !opts.detached,
   });
+  closeSync(fd);
   if (child.pid === undefined) {
     const r = await child;
     throw new PlatformError(`cannot start ${file}: ${r.shortMessage ?? 'unknown error'}`);
   }
   if (opts.detached) child.unref();
-  const done = child.then(() => undefined, () => undefined);
+  const done = child.then(
+    () => undefined,
+    () => undefined,
+  );
   return {
     pid: child.pid,
     async stop(graceMs = 5000) {

@@ -1,16 +1,16 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ConflictError, IntegrityError, PlatformError } from '../errors.js';
 import { log } from '../log.js';
-import { type Binding, open, parseEnvelope, seal, sha256 } from './envelope.js';
+import { type Binding, type DataKey, open, parseEnvelope, seal, sha256 } from './envelope.js';
 import {
   INDEX_FORMAT,
   type IndexEntry,
   isEmptyPlan,
   type LayerIndex,
   type LocalFileInfo,
+  type PublishPlan,
   parseIndex,
   planPublish,
-  type PublishPlan,
   serializeIndex,
 } from './index-format.js';
 import type { Keyring } from './keyring.js';
@@ -50,6 +50,15 @@ export interface PublishResult {
   published: boolean;
   /** number of PutObject requests made (files + index) */
   puts: number;
+}
+
+/** A publish whose files are uploaded and whose index is not yet written. */
+export interface PreparedPublish {
+  result: PublishResult;
+  /** the index to write; undefined when there is nothing to publish (or a dry run) */
+  next?: LayerIndex;
+  key?: DataKey;
+  base?: IndexSnapshot;
 }
 
 export interface SecretStoreDeps {
@@ -97,9 +106,16 @@ export class SecretStore {
    * @param ifNoneMatch an ETag from an earlier read: the read is conditional (HTTP 304)
    * @returns the snapshot; `'not-modified'` when the ETag still matches; undefined when the
    *   layer has never been published
+   * @param opts.abortSignal aborts the request (manifest-sync bounds every request with a timeout)
+   * @param opts.observed receives the ETag of the object read before it is verified, so a
+   *   caller can poll a refused index with If-None-Match instead of re-reading it
    * @throws IntegrityError when the index fails authentication or belongs elsewhere
    */
-  async readIndex(layer: string, ifNoneMatch?: string): Promise<IndexSnapshot | 'not-modified' | undefined> {
+  async readIndex(
+    layer: string,
+    ifNoneMatch?: string,
+    opts: { abortSignal?: AbortSignal; observed?: { etag?: string } } = {},
+  ): Promise<IndexSnapshot | 'not-modified' | undefined> {
     const { GetObjectCommand } = await this.#cmd();
     const key = `index/${layer}`;
     let data: Buffer;
@@ -108,9 +124,11 @@ export class SecretStore {
       this.gets++;
       const r = await this.deps.s3.send(
         new GetObjectCommand({ Bucket: this.deps.bucket, Key: key, IfNoneMatch: ifNoneMatch }),
+        { abortSignal: opts.abortSignal },
       );
       data = await bodyBytes(r.Body);
       etag = r.ETag ?? '';
+      if (opts.observed) opts.observed.etag = etag;
     } catch (e) {
       const status = httpStatus(e);
       if (status === 304) return 'not-modified';
@@ -125,9 +143,7 @@ export class SecretStore {
   }
 
   /**
-   * Publishes `files` as the new content of `layer`: uploads added and changed files in
-   * parallel (by plaintext digest: unchanged files are never re-uploaded), then writes the
-   * index with generation + 1 conditionally on the index read at the start.
+   * Publishes `files` as the new content of `layer`: {@link prepare} then {@link commit}.
    *
    * @param opts.dryRun plan only: no KMS data key, no PutObject
    * @param opts.base publish against this earlier read of the index (null: the layer was
@@ -140,12 +156,30 @@ export class SecretStore {
     files: LocalFile[],
     opts: { dryRun?: boolean; base?: IndexSnapshot | null } = {},
   ): Promise<PublishResult> {
+    const prepared = await this.prepare(layer, files, opts);
+    return prepared.next ? this.commit(prepared) : prepared.result;
+  }
+
+  /**
+   * First phase of a publish: plans against the index (read now, or `opts.base`) and
+   * uploads added and changed files in parallel — by plaintext digest, so unchanged files
+   * are never re-uploaded. Nothing is visible to readers until {@link commit}: readers go
+   * through the index, and uploaded objects are new versions the current index does not
+   * name. Several layers can be prepared first and committed after, so a conflict found
+   * on the first commit publishes nothing at all.
+   */
+  async prepare(
+    layer: string,
+    files: LocalFile[],
+    opts: { dryRun?: boolean; base?: IndexSnapshot | null } = {},
+  ): Promise<PreparedPublish> {
     const read = opts.base !== undefined ? (opts.base ?? undefined) : await this.readIndex(layer);
     if (read === 'not-modified') throw new Error('unreachable: unconditional read');
     const current = read;
     const plan = planPublish(files, current?.index);
     const generation = current?.index.generation ?? 0;
-    if (isEmptyPlan(plan) || opts.dryRun) return { layer, plan, generation, published: false, puts: 0 };
+    const result: PublishResult = { layer, plan, generation, published: false, puts: 0 };
+    if (isEmptyPlan(plan) || opts.dryRun) return { result };
 
     const { PutObjectCommand } = await this.#cmd();
     const { default: pLimit } = await import('p-limit');
@@ -155,14 +189,13 @@ export class SecretStore {
     const entries: Record<string, IndexEntry> = { ...(current?.index.files ?? {}) };
     for (const p of plan.removed) delete entries[p];
     for (const p of plan.modeChanged) entries[p] = { ...entries[p]!, mode: byPath.get(p)!.mode };
-    let puts = 0;
     await Promise.all(
       [...plan.added, ...plan.changed].map((p) =>
         limit(async () => {
           const f = byPath.get(p)!;
           const objectKey = `${layer}/${p}`;
           this.puts++;
-          puts++;
+          result.puts++;
           const r = await this.deps.s3.send(
             new PutObjectCommand({
               Bucket: this.deps.bucket,
@@ -174,7 +207,9 @@ export class SecretStore {
             }),
           );
           if (!r.VersionId) {
-            throw new PlatformError(`bucket ${this.deps.bucket} returned no VersionId: is versioning enabled?`);
+            throw new PlatformError(
+              `bucket ${this.deps.bucket} returned no VersionId: is versioning enabled?`,
+            );
           }
           entries[p] = { sha256: f.sha256, size: f.size, mode: f.mode, versionId: r.VersionId };
         }),
@@ -189,10 +224,23 @@ export class SecretStore {
       updatedAt: new Date().toISOString(),
       files: entries,
     };
+    return { result, next, key, base: current };
+  }
+
+  /**
+   * Second phase: writes the prepared index with a conditional write (If-Match the index
+   * that was read, or If-None-Match for a first publish).
+   * @throws ConflictError when someone else published the layer in between
+   */
+  async commit(prepared: PreparedPublish): Promise<PublishResult> {
+    const { result, next, key, base } = prepared;
+    if (!next || !key) return result;
+    const { PutObjectCommand } = await this.#cmd();
+    const layer = result.layer;
     const indexKey = `index/${layer}`;
     try {
       this.puts++;
-      puts++;
+      result.puts++;
       await this.deps.s3.send(
         new PutObjectCommand({
           Bucket: this.deps.bucket,
@@ -201,34 +249,41 @@ export class SecretStore {
           ContentType: 'application/octet-stream',
           ServerSideEncryption: 'aws:kms',
           SSEKMSKeyId: this.deps.kmsKeyId,
-          ...(current ? { IfMatch: current.etag } : { IfNoneMatch: '*' }),
+          ...(base ? { IfMatch: base.etag } : { IfNoneMatch: '*' }),
         }),
       );
     } catch (e) {
       const status = httpStatus(e);
       if (status === 412 || status === 409) {
         throw new ConflictError(
-          `layer "${layer}" was published by someone else while this publish ran (index generation ${generation} is no longer current); nothing was published`,
+          `layer "${layer}" was published by someone else meanwhile (generation ${result.generation} is no longer current); this publish was not applied`,
           { cause: e, hint: 'fetch-secrets to see their change, then publish again' },
         );
       }
       throw e;
     }
-    log.debug(`published ${layer}: generation ${next.generation}, ${puts} PutObject`);
-    return { layer, plan, generation: next.generation, published: true, puts };
+    log.debug(`published ${layer}: generation ${next.generation}, ${result.puts} PutObject`);
+    return { ...result, generation: next.generation, published: true };
   }
 
   /**
    * Fetches one file of `layer` by the VersionId its index entry names, decrypts it bound to
    * its path, and verifies size and SHA-256.
+   * @param opts.abortSignal aborts the request
    * @throws IntegrityError when authentication or the digest fails
    */
-  async fetchFile(layer: string, path: string, entry: IndexEntry): Promise<Buffer> {
+  async fetchFile(
+    layer: string,
+    path: string,
+    entry: IndexEntry,
+    opts: { abortSignal?: AbortSignal } = {},
+  ): Promise<Buffer> {
     const { GetObjectCommand } = await this.#cmd();
     const objectKey = `${layer}/${path}`;
     this.gets++;
     const r = await this.deps.s3.send(
       new GetObjectCommand({ Bucket: this.deps.bucket, Key: objectKey, VersionId: entry.versionId }),
+      { abortSignal: opts.abortSignal },
     );
     const env = parseEnvelope(await bodyBytes(r.Body), objectKey);
     const plainKey = await this.deps.keyring.decrypt(layer, env.encryptedKey);
@@ -243,7 +298,11 @@ export class SecretStore {
    * Fetches every file of an index in parallel.
    * @returns map path → verified bytes
    */
-  async fetchAll(layer: string, index: LayerIndex, only?: (path: string) => boolean): Promise<Map<string, Buffer>> {
+  async fetchAll(
+    layer: string,
+    index: LayerIndex,
+    only?: (path: string) => boolean,
+  ): Promise<Map<string, Buffer>> {
     const { default: pLimit } = await import('p-limit');
     const limit = pLimit(this.deps.concurrency ?? 16);
     const out = new Map<string, Buffer>();
@@ -257,5 +316,77 @@ export class SecretStore {
         ),
     );
     return out;
+  }
+
+  /**
+   * Writes a node's status report `status/<layer>/<node>` (manifest-sync, DESIGN.md §4):
+   * plain JSON (it holds no secret; nodes write it, so it is not envelope-encrypted), with
+   * SSE-KMS as every object of the bucket. A node role may write only `status/<its layer>/*`.
+   *
+   * @param node the node id (an EC2 instance id or a host name): [A-Za-z0-9._-], ≤ 255 chars
+   * @param body the JSON document
+   * @throws PlatformError for an unsafe node id
+   */
+  async putStatus(
+    layer: string,
+    node: string,
+    body: unknown,
+    opts: { abortSignal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (!/^[A-Za-z0-9._-]{1,255}$/.test(node) || node === '.' || node === '..') {
+      throw new PlatformError(`status/${layer}: unsafe node id ${JSON.stringify(node)}`);
+    }
+    const { PutObjectCommand } = await this.#cmd();
+    this.puts++;
+    await this.deps.s3.send(
+      new PutObjectCommand({
+        Bucket: this.deps.bucket,
+        Key: `status/${layer}/${node}`,
+        Body: `${JSON.stringify(body)}\n`,
+        ContentType: 'application/json',
+        ServerSideEncryption: 'aws:kms',
+        SSEKMSKeyId: this.deps.kmsKeyId,
+      }),
+      { abortSignal: opts.abortSignal },
+    );
+  }
+
+  /**
+   * Reads every status report of `layer` (ListObjectsV2 on `status/<layer>/`, all pages,
+   * then one GetObject each, in parallel).
+   * @returns node id → parsed JSON (unknown: callers validate) and when it was written;
+   *   a report that is not JSON comes back as `json: undefined`
+   */
+  async readStatuses(layer: string): Promise<{ node: string; json: unknown; lastModified?: Date }[]> {
+    const { GetObjectCommand, paginateListObjectsV2 } = await this.#cmd();
+    const { default: pLimit } = await import('p-limit');
+    const prefix = `status/${layer}/`;
+    const keys: string[] = [];
+    for await (const page of paginateListObjectsV2(
+      { client: this.deps.s3 },
+      { Bucket: this.deps.bucket, Prefix: prefix },
+    )) {
+      for (const o of page.Contents ?? []) if (o.Key && o.Key.length > prefix.length) keys.push(o.Key);
+    }
+    const limit = pLimit(this.deps.concurrency ?? 16);
+    return Promise.all(
+      keys.sort().map((key) =>
+        limit(async () => {
+          this.gets++;
+          const r = await this.deps.s3.send(new GetObjectCommand({ Bucket: this.deps.bucket, Key: key }));
+          let json: unknown;
+          try {
+            json = JSON.parse((await bodyBytes(r.Body)).toString('utf8'));
+          } catch {
+            json = undefined;
+          }
+          return {
+            node: key.slice(prefix.length),
+            json,
+            ...(r.LastModified ? { lastModified: r.LastModified } : {}),
+          };
+        }),
+      ),
+    );
   }
 }

@@ -9,7 +9,9 @@ import { reportError } from '../cli/report.js';
 import { setDebug } from '../log.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-const cmd = new Command(manifestSyncSpec.name).description(manifestSyncSpec.summary).option('--debug', 'verbose logs');
+const cmd = new Command(manifestSyncSpec.name)
+  .description(manifestSyncSpec.summary)
+  .option('--debug', 'verbose logs');
 manifestSyncSpec.configure(cmd);
 cmd.exitOverride();
 cmd.action(async (opts: Record<string, unknown>) => {

@@ -1,0 +1,33 @@
+import { Option } from 'commander';
+import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+
+/**
+ * `sync-status`: which generation each node's manifest-sync agent applied, per layer, from
+ * the inventory and the agents' status reports; `--wait` waits for convergence.
+ */
+export const syncStatusSpec: CommandSpec = {
+  name: 'sync-status',
+  summary:
+    "each node's manifest-sync: generation applied, age of its last report, error; --wait for convergence",
+  configure: (c) =>
+    c
+      .addOption(envOption())
+      .addOption(localOption())
+      .addOption(
+        new Option('--layer <layer...>', 'layers to report (default: common, secure, compute)').choices([
+          'common',
+          'secure',
+          'compute',
+          'locked',
+        ]),
+      )
+      .addOption(new Option('--json', 'print JSON (one row per instance and layer)'))
+      .addOption(new Option('--wait', "wait until every instance applied its layer's current generation"))
+      .addOption(new Option('--timeout <seconds>', 'how long --wait waits').default('120')),
+  run: async (o) => (await import('../../commands/sync-status.js')).syncStatusCommand(o as never),
+  example: ['sync-status -e prod', 'sync-status -e prod --layer secure --wait --timeout 60'],
+  exitCodes: [
+    ...STD_EXIT,
+    '5 --wait timed out: the instances that did not converge are named with their reason',
+  ],
+};

@@ -1,0 +1,121 @@
+import { listInstances } from '../aws/inventory.js';
+import { TimeoutError, UserError } from '../errors.js';
+import { log } from '../log.js';
+import { isLayer } from '../secrets/layers.js';
+import {
+  type ConvergenceResult,
+  checkConvergence,
+  formatConvergence,
+  instancesForLayer,
+  readLayerStatuses,
+  waitForConvergence,
+} from '../sync/convergence.js';
+import { statusProblem } from '../sync/status.js';
+import { renderTable } from '../table.js';
+import { openEnvironment, secretStore } from './context.js';
+
+/** Options of `sync-status`. */
+export interface SyncStatusOptions {
+  env: string;
+  local?: boolean;
+  /** layers to report @default ['common', 'secure', 'compute'] */
+  layer?: string[];
+  /** print JSON on stdout instead of a table */
+  json?: boolean;
+  /** wait until every instance applied the current generation */
+  wait?: boolean;
+  /** seconds --wait waits before exit code 5 @default 120 */
+  timeout: string | number;
+}
+
+/** One row of the report: an instance of a layer and what its agent applied. */
+export interface SyncStatusRow {
+  layer: string;
+  instanceId: string;
+  name: string;
+  /** generation the agent applied; null when it never reported */
+  generation: number | null;
+  /** generation of the layer's index now */
+  current: number;
+  /** seconds since its last report (heartbeat or change); null when it never reported */
+  ageS: number | null;
+  /** the agent's error or refused files; null when converged or only behind */
+  error: string | null;
+  converged: boolean;
+}
+
+/**
+ * `sync-status`: for each layer, every running instance that syncs it (from the inventory)
+ * with the generation its manifest-sync agent applied, the age of its last report and its
+ * error; with `--wait`, waits until every one applied the layer's current generation.
+ * Table or JSON on stdout, progress and the summary lines on stderr.
+ * @returns 0
+ * @throws UserError (exit 2) for a bad flag; TimeoutError (exit 5) when `--wait` ran out of
+ *   time, naming each instance that did not converge and why
+ */
+export async function syncStatusCommand(o: SyncStatusOptions): Promise<number> {
+  const layers = o.layer?.length ? o.layer : ['common', 'secure', 'compute'];
+  for (const l of layers)
+    if (!isLayer(l)) throw new UserError(`--layer ${l}: must be common, secure, compute or locked`);
+  const timeoutS = Number(o.timeout);
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0 || timeoutS > 86_400) {
+    throw new UserError(`--timeout ${o.timeout}: must be a number of seconds between 0 and 86400`);
+  }
+  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  try {
+    const { store } = await secretStore(ctx);
+    const inventory = await listInstances(ctx.aws, ctx.cfg.name);
+    const rows: SyncStatusRow[] = [];
+    const results: ConvergenceResult[] = [];
+    for (const layer of layers) {
+      const snap = await store.readIndex(layer);
+      const current = snap && snap !== 'not-modified' ? snap.index.generation : 0;
+      const instances = instancesForLayer(inventory, layer);
+      if (current === 0 && instances.length === 0) continue;
+      const waited = o.wait
+        ? await waitForConvergence({ store, instances, layer, generation: current, timeoutS })
+        : undefined;
+      const statuses = await readLayerStatuses(store, layer);
+      const now = Date.now();
+      const check = checkConvergence(instances, statuses, layer, current, now);
+      results.push(waited ?? { ...check, elapsedS: 0 });
+      const missing = new Set(check.missing.map((m) => m.instanceId));
+      for (const i of instances) {
+        const s = statuses.get(i.instanceId);
+        rows.push({
+          layer,
+          instanceId: i.instanceId,
+          name: i.name,
+          generation: s?.generation ?? null,
+          current,
+          ageS: s ? Math.max(0, Math.round((now - Date.parse(s.heartbeatAt)) / 1000)) : null,
+          error: (s && statusProblem(s)) ?? null,
+          converged: !missing.has(i.instanceId),
+        });
+      }
+    }
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    } else {
+      process.stdout.write(
+        `${await renderTable(
+          ['Layer', 'Instance', 'Name', 'Generation', 'Age', 'Error'],
+          rows.map((r) => [
+            r.layer,
+            r.instanceId,
+            r.name,
+            r.generation === null ? null : `${r.generation}/${r.current}`,
+            r.ageS === null ? null : `${r.ageS} s`,
+            r.error ?? (r.converged ? '' : r.generation === null ? 'no status reported' : 'behind'),
+          ]),
+        )}\n`,
+      );
+    }
+    for (const r of results) log.info(formatConvergence(r, Boolean(o.wait)));
+    const late = results.filter((r) => r.converged < r.total);
+    if (o.wait && late.length) throw new TimeoutError(late.map((r) => formatConvergence(r)).join('\n'));
+    return 0;
+  } finally {
+    await ctx.close();
+  }
+}

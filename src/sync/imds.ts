@@ -1,0 +1,63 @@
+import os from 'node:os';
+import { log } from '../log.js';
+
+/**
+ * The node id manifest-sync reports under: the EC2 instance id from the instance metadata
+ * service, version 2 (session-oriented: PUT /latest/api/token with the header
+ * X-aws-ec2-metadata-token-ttl-seconds, then GET /latest/meta-data/instance-id with the header
+ * X-aws-ec2-metadata-token). Source: EC2 user guide, "Use the Instance Metadata Service to
+ * access instance metadata" (IMDSv2).
+ *
+ * The endpoint is http://169.254.169.254 unless AWS_EC2_METADATA_SERVICE_ENDPOINT says
+ * otherwise, and IMDS is not asked at all when AWS_EC2_METADATA_DISABLED=true — the same
+ * variables the AWS SDKs honour.
+ */
+
+const DEFAULT_ENDPOINT = 'http://169.254.169.254';
+
+/**
+ * Asks IMDSv2 for the instance id.
+ * @param timeoutMs per request (IMDS answers in milliseconds on EC2; off EC2 nothing answers)
+ * @returns the instance id, or undefined when there is no IMDS (disabled, unreachable, refused)
+ */
+export async function instanceId(
+  env: NodeJS.ProcessEnv = process.env,
+  timeoutMs = 1000,
+): Promise<string | undefined> {
+  if ((env.AWS_EC2_METADATA_DISABLED ?? '').toLowerCase() === 'true') return undefined;
+  const base = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, '');
+  try {
+    const t = await fetch(`${base}/latest/api/token`, {
+      method: 'PUT',
+      headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60' },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!t.ok) return undefined;
+    const token = await t.text();
+    const r = await fetch(`${base}/latest/meta-data/instance-id`, {
+      headers: { 'X-aws-ec2-metadata-token': token },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!r.ok) return undefined;
+    const id = (await r.text()).trim();
+    return /^i-[0-9a-f]{8,32}$/.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The node id: `given` (--node-id) when set, else the instance id from IMDSv2, else the host
+ * name with a warning (a node off EC2, e.g. a test machine).
+ */
+export async function resolveNodeId(
+  given: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  if (given) return given;
+  const id = await instanceId(env);
+  if (id) return id;
+  const host = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-');
+  log.warn(`no instance metadata (IMDSv2) answered: reporting as node "${host}" (give --node-id to choose)`);
+  return host;
+}
