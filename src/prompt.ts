@@ -41,5 +41,6 @@ export async function typeBackOrAbort(message: string, expected: string, flagHin
   } catch {
     answer = '';
   }
-  if (answer.trim() !== expected) throw new AbortError(`"${answer.trim()}" is not "${expected}": nothing was changed`);
+  if (answer.trim() !== expected)
+    throw new AbortError(`"${answer.trim()}" is not "${expected}": nothing was changed`);
 }

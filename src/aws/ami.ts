@@ -19,7 +19,11 @@ export const LOCAL_STAND_IN = 'kube-platform-local-ubuntu-noble-24.04';
  * @param local true against the embedded local AWS (registers a stand-in when needed)
  * @throws UserError when the pinned AMI does not exist or none can be found
  */
-export async function resolveAmi(aws: AwsClients, pinned: string | undefined, local: boolean): Promise<string> {
+export async function resolveAmi(
+  aws: AwsClients,
+  pinned: string | undefined,
+  local: boolean,
+): Promise<string> {
   const ec2 = await aws.ec2();
   const { DescribeImagesCommand, RegisterImageCommand } = await import('@aws-sdk/client-ec2');
   if (pinned) {
@@ -37,12 +41,15 @@ export async function resolveAmi(aws: AwsClients, pinned: string | undefined, lo
         ],
       }),
     );
-    return (r.Images ?? []).sort((a, b) => (b.CreationDate ?? '').localeCompare(a.CreationDate ?? ''))[0]?.ImageId;
+    return (r.Images ?? []).sort((a, b) => (b.CreationDate ?? '').localeCompare(a.CreationDate ?? ''))[0]
+      ?.ImageId;
   };
   const found = await newest([CANONICAL_OWNER], UBUNTU_NAME);
   if (found) return found;
   if (!local) {
-    throw new UserError(`no Ubuntu 24.04 image found in ${aws.settings.region}`, { hint: 'set NODE_AMI in the environment file' });
+    throw new UserError(`no Ubuntu 24.04 image found in ${aws.settings.region}`, {
+      hint: 'set NODE_AMI in the environment file',
+    });
   }
   const standIn = await newest(['self'], LOCAL_STAND_IN);
   if (standIn) return standIn;

@@ -1,6 +1,6 @@
+import type { BootstrapNames } from '../config/topology.js';
 import { PlatformError } from '../errors.js';
 import { log } from '../log.js';
-import type { BootstrapNames } from '../config/topology.js';
 import type { AwsClients } from './clients.js';
 
 /**
@@ -26,7 +26,11 @@ function status(e: unknown): number | undefined {
  * Ensures the KMS key, state bucket and secrets bucket of an environment exist.
  * @throws PlatformError when a bucket name is taken by another account (HTTP 403)
  */
-export async function bootstrap(aws: AwsClients, names: BootstrapNames, environment: string): Promise<BootstrapResult> {
+export async function bootstrap(
+  aws: AwsClients,
+  names: BootstrapNames,
+  environment: string,
+): Promise<BootstrapResult> {
   const changed: string[] = [];
   const { kmsKeyArn, kmsKeyId } = await ensureKey(aws, names.kmsAlias, environment, changed);
   for (const bucket of [names.stateBucket, names.secretsBucket]) {
@@ -153,7 +157,9 @@ async function ensureBucket(
   try {
     const pab = await s3.send(new c.GetPublicAccessBlockCommand({ Bucket: bucket }));
     const p = pab.PublicAccessBlockConfiguration;
-    blocked = Boolean(p?.BlockPublicAcls && p.BlockPublicPolicy && p.IgnorePublicAcls && p.RestrictPublicBuckets);
+    blocked = Boolean(
+      p?.BlockPublicAcls && p.BlockPublicPolicy && p.IgnorePublicAcls && p.RestrictPublicBuckets,
+    );
   } catch {
     blocked = false;
   }

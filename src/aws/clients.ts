@@ -1,7 +1,8 @@
-import type { S3Client } from '@aws-sdk/client-s3';
-import type { KMSClient } from '@aws-sdk/client-kms';
-import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { KMSClient } from '@aws-sdk/client-kms';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { UserError } from '../errors.js';
@@ -83,11 +84,17 @@ export class AwsClients {
   }
 
   kms(): Promise<KMSClient> {
-    return this.#get('kms', async () => new (await import('@aws-sdk/client-kms')).KMSClient(await this.#common()));
+    return this.#get(
+      'kms',
+      async () => new (await import('@aws-sdk/client-kms')).KMSClient(await this.#common()),
+    );
   }
 
   ec2(): Promise<EC2Client> {
-    return this.#get('ec2', async () => new (await import('@aws-sdk/client-ec2')).EC2Client(await this.#common()));
+    return this.#get(
+      'ec2',
+      async () => new (await import('@aws-sdk/client-ec2')).EC2Client(await this.#common()),
+    );
   }
 
   autoscaling(): Promise<AutoScalingClient> {
@@ -97,8 +104,21 @@ export class AwsClients {
     );
   }
 
+  elbv2(): Promise<ElasticLoadBalancingV2Client> {
+    return this.#get(
+      'elbv2',
+      async () =>
+        new (await import('@aws-sdk/client-elastic-load-balancing-v2')).ElasticLoadBalancingV2Client(
+          await this.#common(),
+        ),
+    );
+  }
+
   sts(): Promise<STSClient> {
-    return this.#get('sts', async () => new (await import('@aws-sdk/client-sts')).STSClient(await this.#common()));
+    return this.#get(
+      'sts',
+      async () => new (await import('@aws-sdk/client-sts')).STSClient(await this.#common()),
+    );
   }
 
   /**
@@ -125,7 +145,8 @@ export class AwsClients {
   /** Releases sockets (tests, short-lived commands). */
   destroy(): void {
     for (const c of this.#cache.values()) {
-      if (c && typeof (c as { destroy?: () => void }).destroy === 'function') (c as { destroy: () => void }).destroy();
+      if (c && typeof (c as { destroy?: () => void }).destroy === 'function')
+        (c as { destroy: () => void }).destroy();
     }
     this.#cache.clear();
   }

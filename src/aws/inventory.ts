@@ -28,7 +28,10 @@ export async function listInstances(aws: AwsClients, environment: string): Promi
     {
       Filters: [
         { Name: 'tag:Environment', Values: [environment] },
-        { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] },
+        {
+          Name: 'instance-state-name',
+          Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'],
+        },
       ],
     },
   );
@@ -48,5 +51,112 @@ export async function listInstances(aws: AwsClients, environment: string): Promi
       }
     }
   }
-  return rows.sort((a, b) => a.name.localeCompare(b.name) || (a.privateIp ?? '').localeCompare(b.privateIp ?? ''));
+  return rows.sort(
+    (a, b) => a.name.localeCompare(b.name) || (a.privateIp ?? '').localeCompare(b.privateIp ?? ''),
+  );
+}
+
+export interface LoadBalancerRow {
+  name: string;
+  dnsName: string;
+  type: string;
+  scheme: string;
+  state: string;
+}
+
+/** The environment's load balancers (ELBv2: network/application), by their Environment tag. */
+export async function listLoadBalancers(aws: AwsClients, environment: string): Promise<LoadBalancerRow[]> {
+  const elb = await import('@aws-sdk/client-elastic-load-balancing-v2');
+  const client = await aws.elbv2();
+  {
+    const all: import('@aws-sdk/client-elastic-load-balancing-v2').LoadBalancer[] = [];
+    for await (const page of elb.paginateDescribeLoadBalancers({ client }, {}))
+      all.push(...(page.LoadBalancers ?? []));
+    const rows: LoadBalancerRow[] = [];
+    // DescribeTags takes at most 20 ARNs per call
+    for (let i = 0; i < all.length; i += 20) {
+      const batch = all.slice(i, i + 20);
+      const tags = await client.send(
+        new elb.DescribeTagsCommand({ ResourceArns: batch.map((l) => l.LoadBalancerArn!) }),
+      );
+      for (const lb of batch) {
+        const t = tags.TagDescriptions?.find((d) => d.ResourceArn === lb.LoadBalancerArn)?.Tags ?? [];
+        if (!t.some((x) => x.Key === 'Environment' && x.Value === environment)) continue;
+        rows.push({
+          name: lb.LoadBalancerName ?? '',
+          dnsName: lb.DNSName ?? '',
+          type: lb.Type ?? '',
+          scheme: lb.Scheme ?? '',
+          state: lb.State?.Code ?? '',
+        });
+      }
+    }
+    return rows.sort((a, b) => a.name.localeCompare(b.name));
+  }
+}
+
+export interface VolumeRow {
+  name: string;
+  volumeId: string;
+  sizeGiB: number;
+  type: string;
+  state: string;
+  availabilityZone: string;
+  attachedTo: string | null;
+  encrypted: boolean;
+}
+
+/** The environment's EBS volumes (etcd data volumes and root volumes tagged with the environment). */
+export async function listVolumes(aws: AwsClients, environment: string): Promise<VolumeRow[]> {
+  const { paginateDescribeVolumes } = await import('@aws-sdk/client-ec2');
+  const rows: VolumeRow[] = [];
+  for await (const page of paginateDescribeVolumes(
+    { client: await aws.ec2() },
+    { Filters: [{ Name: 'tag:Environment', Values: [environment] }] },
+  )) {
+    for (const v of page.Volumes ?? []) {
+      rows.push({
+        name: v.Tags?.find((t) => t.Key === 'Name')?.Value ?? '',
+        volumeId: v.VolumeId!,
+        sizeGiB: v.Size ?? 0,
+        type: v.VolumeType ?? '',
+        state: v.State ?? '',
+        availabilityZone: v.AvailabilityZone ?? '',
+        attachedTo: v.Attachments?.[0]?.InstanceId ?? null,
+        encrypted: Boolean(v.Encrypted),
+      });
+    }
+  }
+  return rows.sort((a, b) => a.name.localeCompare(b.name) || a.volumeId.localeCompare(b.volumeId));
+}
+
+export interface AsgRow {
+  name: string;
+  layer: string | null;
+  min: number;
+  max: number;
+  desired: number;
+  instances: string[];
+}
+
+/** The environment's Auto Scaling groups (tag Environment), with their Layer tag. */
+export async function listAsgs(aws: AwsClients, environment: string): Promise<AsgRow[]> {
+  const { paginateDescribeAutoScalingGroups } = await import('@aws-sdk/client-auto-scaling');
+  const rows: AsgRow[] = [];
+  for await (const page of paginateDescribeAutoScalingGroups(
+    { client: await aws.autoscaling() },
+    { Filters: [{ Name: 'tag:Environment', Values: [environment] }] },
+  )) {
+    for (const g of page.AutoScalingGroups ?? []) {
+      rows.push({
+        name: g.AutoScalingGroupName!,
+        layer: g.Tags?.find((t) => t.Key === 'Layer')?.Value ?? null,
+        min: g.MinSize ?? 0,
+        max: g.MaxSize ?? 0,
+        desired: g.DesiredCapacity ?? 0,
+        instances: (g.Instances ?? []).map((i) => i.InstanceId!),
+      });
+    }
+  }
+  return rows.sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -116,7 +116,12 @@ export function parseEnvironment(name: string, text: string, file: string): EnvC
     ...(v.AWS_ACCOUNT_ID ? { awsAccountId: v.AWS_ACCOUNT_ID as string } : {}),
     availabilityZones: v.AVAILABILITY_ZONES,
     vpcCidr: v.VPC_CIDR,
-    subnets: { secure: v.SECURE_SUBNETS, compute: v.COMPUTE_SUBNETS, elb: v.ELB_SUBNETS, mgmt: v.MGMT_SUBNETS },
+    subnets: {
+      secure: v.SECURE_SUBNETS,
+      compute: v.COMPUTE_SUBNETS,
+      elb: v.ELB_SUBNETS,
+      mgmt: v.MGMT_SUBNETS,
+    },
     sshAccessList: v.SSH_ACCESS_LIST,
     kubeapiAccessList: v.KUBEAPI_ACCESS_LIST,
     publicDnsZone: v.PUBLIC_DNS_ZONE,
@@ -165,7 +170,8 @@ function crossChecks(
   }
   for (const key of ['SERVICE_CIDR', 'POD_CIDR'] as const) {
     const c = parseCidr(values[key] as string)!;
-    if (cidrOverlaps(vpc, c)) at(key, `${values[key] as string} overlaps VPC_CIDR ${values.VPC_CIDR as string}`);
+    if (cidrOverlaps(vpc, c))
+      at(key, `${values[key] as string} overlaps VPC_CIDR ${values.VPC_CIDR as string}`);
   }
   if (cidrOverlaps(parseCidr(values.SERVICE_CIDR as string)!, parseCidr(values.POD_CIDR as string)!)) {
     at('POD_CIDR', 'overlaps SERVICE_CIDR');
@@ -198,7 +204,9 @@ export async function loadEnvironment(name: string, dir = environmentsDir()): Pr
   } catch {
     const known = await listEnvironments(dir);
     throw new UserError(`unknown environment "${name}": ${displayPath(file)} does not exist`, {
-      hint: known.length ? `available environments: ${known.join(', ')}` : `no environments in ${displayPath(dir)}`,
+      hint: known.length
+        ? `available environments: ${known.join(', ')}`
+        : `no environments in ${displayPath(dir)}`,
     });
   }
   return parseEnvironment(name, text, displayPath(file));

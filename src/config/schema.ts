@@ -55,15 +55,19 @@ export const KEYS = {
   AWS_PROFILE: {
     schema: z.string().regex(/^[A-Za-z0-9_.+-]{1,64}$/, 'must be a profile name'),
     default: '',
-    description: 'AWS profile to use when no AWS_* credentials are in the caller environment (default: the environment name)',
+    description:
+      'AWS profile to use when no AWS_* credentials are in the caller environment (default: the environment name)',
   },
   AWS_ACCOUNT_ID: {
     schema: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id'),
     default: '',
-    description: 'refuse to act unless the credentials belong to this account (guards prod against the wrong profile)',
+    description:
+      'refuse to act unless the credentials belong to this account (guards prod against the wrong profile)',
   },
   AVAILABILITY_ZONES: {
-    schema: list(z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$/, 'must be an availability zone such as eu-west-1a')),
+    schema: list(
+      z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$/, 'must be an availability zone such as eu-west-1a'),
+    ),
     description: 'comma-separated availability zones; one subnet of each layer per zone',
   },
   VPC_CIDR: { schema: cidr, description: 'the VPC address range' },
@@ -72,24 +76,47 @@ export const KEYS = {
   ELB_SUBNETS: { schema: list(cidr), description: 'load balancer subnets, one per zone (public)' },
   MGMT_SUBNETS: { schema: list(cidr), description: 'bastion subnets, one per zone (public)' },
   SSH_ACCESS_LIST: { schema: list(cidr), description: 'CIDRs allowed to reach the bastion on port 22' },
-  KUBEAPI_ACCESS_LIST: { schema: list(cidr), description: 'CIDRs allowed to reach the Kubernetes API on 443' },
+  KUBEAPI_ACCESS_LIST: {
+    schema: list(cidr),
+    description: 'CIDRs allowed to reach the Kubernetes API on 443',
+  },
   PUBLIC_DNS_ZONE: { schema: dnsName, description: 'public DNS zone; the API is kube-<env>.<zone>' },
-  PRIVATE_DNS_ZONE: { schema: dnsName, default: '', description: 'private DNS zone (default: <env>.internal)' },
-  KUBERNETES_VERSION: { schema: version, default: 'v1.34.2', description: 'Kubernetes release of the control plane' },
+  PRIVATE_DNS_ZONE: {
+    schema: dnsName,
+    default: '',
+    description: 'private DNS zone (default: <env>.internal)',
+  },
+  KUBERNETES_VERSION: {
+    schema: version,
+    default: 'v1.34.2',
+    description: 'Kubernetes release of the control plane',
+  },
   ETCD_VERSION: { schema: version, default: 'v3.6.4', description: 'etcd release' },
   SERVICE_CIDR: { schema: cidr, default: '10.32.0.0/16', description: 'Kubernetes service range' },
   POD_CIDR: { schema: cidr, default: '10.200.0.0/16', description: 'Kubernetes pod range' },
   CLUSTER_DOMAIN: { schema: dnsName, default: 'cluster.local', description: 'cluster DNS domain' },
-  MASTER_INSTANCE_TYPE: { schema: instanceType, default: 't3.medium', description: 'instance type of masters' },
+  MASTER_INSTANCE_TYPE: {
+    schema: instanceType,
+    default: 't3.medium',
+    description: 'instance type of masters',
+  },
   MASTER_COUNT: {
     schema: count(1, 7).refine((n) => n % 2 === 1, 'must be odd (etcd needs a majority)'),
     default: '3',
     description: 'number of masters (etcd members): 1, 3, 5 or 7',
   },
-  WORKER_INSTANCE_TYPE: { schema: instanceType, default: 't3.large', description: 'instance type of workers' },
+  WORKER_INSTANCE_TYPE: {
+    schema: instanceType,
+    default: 't3.large',
+    description: 'instance type of workers',
+  },
   WORKER_COUNT: { schema: count(0, 500), default: '3', description: 'desired number of workers' },
   WORKER_MAX: { schema: count(0, 1000), default: '10', description: 'upper bound of the worker ASG' },
-  BASTION_INSTANCE_TYPE: { schema: instanceType, default: 't3.micro', description: 'instance type of the bastion' },
+  BASTION_INSTANCE_TYPE: {
+    schema: instanceType,
+    default: 't3.micro',
+    description: 'instance type of the bastion',
+  },
   NODE_AMI: {
     schema: z.string().regex(/^ami-[0-9a-f]{8,17}$/, 'must be an AMI id such as ami-0123456789abcdef0'),
     default: '',

@@ -1,5 +1,5 @@
-import type { EnvConfig } from './load.js';
 import { nthAddress } from './cidr.js';
+import type { EnvConfig } from './load.js';
 
 /**
  * Derived names and addresses of an environment: one source of truth shared by the PKI

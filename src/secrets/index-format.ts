@@ -25,7 +25,10 @@ const indexSchema = z.strictObject({
   layer: z.string(),
   generation: z.number().int().positive(),
   /** hex SHA-256 of the previous index's plaintext; null for generation 1 */
-  previous: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  previous: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullable(),
   updatedAt: z.string(),
   files: z.record(z.string(), entrySchema),
 });
@@ -46,7 +49,8 @@ export function parseIndex(plaintext: Buffer, expected: { environment: string; l
     throw new IntegrityError(`index/${expected.layer}: not valid JSON`);
   }
   const r = indexSchema.safeParse(json);
-  if (!r.success) throw new IntegrityError(`index/${expected.layer}: malformed (${r.error.issues[0]?.message})`);
+  if (!r.success)
+    throw new IntegrityError(`index/${expected.layer}: malformed (${r.error.issues[0]?.message})`);
   const idx = r.data;
   if (idx.environment !== expected.environment || idx.layer !== expected.layer) {
     throw new IntegrityError(

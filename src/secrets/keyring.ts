@@ -52,7 +52,9 @@ export class KmsKeyService implements KeyService {
         );
       }
       if (name === 'AccessDeniedException') {
-        throw new PlatformError(`not allowed to decrypt layer "${context.layer}" (kms:Decrypt denied)`, { cause: e });
+        throw new PlatformError(`not allowed to decrypt layer "${context.layer}" (kms:Decrypt denied)`, {
+          cause: e,
+        });
       }
       throw e;
     }
@@ -76,7 +78,10 @@ export class Keyring {
     const id = `${layer}:${sha256(encrypted)}`;
     let key = this.#decrypted.get(id);
     if (!key) {
-      key = await this.service.decryptDataKey(encrypted, encryptionContext({ environment: this.environment, layer }));
+      key = await this.service.decryptDataKey(
+        encrypted,
+        encryptionContext({ environment: this.environment, layer }),
+      );
       this.#decrypted.set(id, key);
     }
     return key;
@@ -88,7 +93,9 @@ export class Keyring {
    */
   async forLayer(layer: string, existing?: Buffer): Promise<DataKey> {
     if (existing) return { plaintext: await this.decrypt(layer, existing), encrypted: existing };
-    const key = await this.service.generateDataKey(encryptionContext({ environment: this.environment, layer }));
+    const key = await this.service.generateDataKey(
+      encryptionContext({ environment: this.environment, layer }),
+    );
     this.#decrypted.set(`${layer}:${sha256(key.encrypted)}`, key.plaintext);
     return key;
   }

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { listFiles } from '../fsutil.js';
 import { UserError } from '../errors.js';
+import { listFiles } from '../fsutil.js';
 import { sha256 } from './envelope.js';
 import { isSafePath, type Layer } from './layers.js';
 import type { LocalFile } from './store.js';
@@ -15,7 +15,8 @@ export async function readLayerDir(secretsRoot: string, layer: Layer): Promise<L
   const dir = path.join(secretsRoot, layer);
   const files: LocalFile[] = [];
   for (const rel of await listFiles(dir)) {
-    if (!isSafePath(rel)) throw new UserError(`${path.join(dir, rel)}: file name cannot be published (use [A-Za-z0-9._-])`);
+    if (!isSafePath(rel))
+      throw new UserError(`${path.join(dir, rel)}: file name cannot be published (use [A-Za-z0-9._-])`);
     const full = path.join(dir, rel);
     const [content, st] = await Promise.all([readFile(full), stat(full)]);
     files.push({ path: rel, content, sha256: sha256(content), size: content.length, mode: st.mode & 0o777 });

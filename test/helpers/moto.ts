@@ -1,8 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, answers, LOCAL_CREDENTIALS } from '../../src/aws/local.js';
-import { spawnBackground, type BackgroundProcess } from '../../src/exec/index.js';
+import { answers, freePort, LOCAL_CREDENTIALS } from '../../src/aws/local.js';
+import { type BackgroundProcess, spawnBackground } from '../../src/exec/index.js';
 
 /**
  * A real moto_server per test file (STYLE.md §10). Usage:

@@ -1,7 +1,7 @@
-import { GetObjectCommand, ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { execFileSync } from 'node:child_process';
-import { AwsClients } from '../../src/aws/clients.js';
+import { GetObjectCommand, ListObjectVersionsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { bootstrap } from '../../src/aws/bootstrap.js';
+import { AwsClients } from '../../src/aws/clients.js';
 import { bootstrapNames } from '../../src/config/topology.js';
 import { ConflictError, IntegrityError } from '../../src/errors.js';
 import { sha256 } from '../../src/secrets/envelope.js';
@@ -43,15 +43,19 @@ function awscli(args: string[]): string {
 test('bootstrap creates key, alias and buckets once, then changes nothing', async () => {
   const { aws, names, boot } = await setup();
   expect(boot.changed).toEqual(
-    expect.arrayContaining([`KMS key ${names.kmsAlias}`, `bucket ${names.stateBucket}`, `bucket ${names.secretsBucket}`]),
+    expect.arrayContaining([
+      `KMS key ${names.kmsAlias}`,
+      `bucket ${names.stateBucket}`,
+      `bucket ${names.secretsBucket}`,
+    ]),
   );
   const again = await bootstrap(aws, names, ENV);
   expect(again.changed).toEqual([]);
   expect(again.kmsKeyArn).toBe(boot.kmsKeyArn);
   // cross-check with an independent client
-  expect(JSON.parse(awscli(['kms', 'list-aliases'])).Aliases.map((a: { AliasName: string }) => a.AliasName)).toContain(
-    names.kmsAlias,
-  );
+  expect(
+    JSON.parse(awscli(['kms', 'list-aliases'])).Aliases.map((a: { AliasName: string }) => a.AliasName),
+  ).toContain(names.kmsAlias);
   for (const b of [names.stateBucket, names.secretsBucket]) {
     expect(JSON.parse(awscli(['s3api', 'get-bucket-versioning', '--bucket', b])).Status).toBe('Enabled');
     const pab = JSON.parse(awscli(['s3api', 'get-public-access-block', '--bucket', b]));
@@ -70,7 +74,9 @@ test('publish uploads ciphertext only, skips unchanged files, chains generations
   const s3 = await aws.s3();
   for (const key of ['secure/manifests/a.yaml', 'secure/pki/ca.crt', 'index/secure']) {
     const raw = Buffer.from(
-      await (await s3.send(new GetObjectCommand({ Bucket: names.secretsBucket, Key: key }))).Body!.transformToByteArray(),
+      await (
+        await s3.send(new GetObjectCommand({ Bucket: names.secretsBucket, Key: key }))
+      ).Body!.transformToByteArray(),
     );
     expect(raw.includes('apiVersion')).toBe(false);
     expect(raw.includes('CERT')).toBe(false);
@@ -124,7 +130,9 @@ test('two publishers: the one with a stale index gets a ConflictError and publis
   const stale = await store.readIndex('compute');
   if (!stale || stale === 'not-modified') throw new Error('no index');
   await store.publish('compute', [file('a', '2')]);
-  await expect(store.publish('compute', [file('a', '3')], { base: stale })).rejects.toBeInstanceOf(ConflictError);
+  await expect(store.publish('compute', [file('a', '3')], { base: stale })).rejects.toBeInstanceOf(
+    ConflictError,
+  );
   const now = await store.readIndex('compute');
   if (!now || now === 'not-modified') throw new Error('no index');
   expect(now.index.generation).toBe(2);
@@ -139,16 +147,22 @@ test('a tampered or moved object is rejected', async () => {
   if (!snap || snap === 'not-modified') throw new Error('no index');
   const s3 = await aws.s3();
   const raw = Buffer.from(
-    await (await s3.send(new GetObjectCommand({ Bucket: names.secretsBucket, Key: 'secure/k' }))).Body!.transformToByteArray(),
+    await (
+      await s3.send(new GetObjectCommand({ Bucket: names.secretsBucket, Key: 'secure/k' }))
+    ).Body!.transformToByteArray(),
   );
   const flipped = Buffer.from(raw);
   flipped[flipped.length - 20]! ^= 0x01;
-  const put = await s3.send(new PutObjectCommand({ Bucket: names.secretsBucket, Key: 'secure/k', Body: flipped }));
+  const put = await s3.send(
+    new PutObjectCommand({ Bucket: names.secretsBucket, Key: 'secure/k', Body: flipped }),
+  );
   await expect(
     store.fetchFile('secure', 'k', { ...snap.index.files.k!, versionId: put.VersionId! }),
   ).rejects.toBeInstanceOf(IntegrityError);
   // the intact bytes moved to another path fail authentication too
-  const moved = await s3.send(new PutObjectCommand({ Bucket: names.secretsBucket, Key: 'secure/other', Body: raw }));
+  const moved = await s3.send(
+    new PutObjectCommand({ Bucket: names.secretsBucket, Key: 'secure/other', Body: raw }),
+  );
   await expect(
     store.fetchFile('secure', 'other', { ...snap.index.files.k!, versionId: moved.VersionId! }),
   ).rejects.toThrow(/authentication failed/);

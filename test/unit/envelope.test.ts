@@ -19,7 +19,9 @@ test('seal/open round-trips and the ciphertext hides the plaintext', () => {
 test('every flipped byte, another path, layer or environment fails authentication', () => {
   const sealed = seal(Buffer.from('payload'), key, binding);
   const env = parseEnvelope(sealed, 'x');
-  expect(() => open(env, key.plaintext, { ...binding, path: 'secure/pki/other.key' })).toThrow(IntegrityError);
+  expect(() => open(env, key.plaintext, { ...binding, path: 'secure/pki/other.key' })).toThrow(
+    IntegrityError,
+  );
   expect(() => open(env, key.plaintext, { ...binding, layer: 'compute' })).toThrow(IntegrityError);
   expect(() => open(env, key.plaintext, { ...binding, environment: 'staging' })).toThrow(IntegrityError);
   const headerLen = 6 + key.encrypted.length;
@@ -54,12 +56,22 @@ test('planPublish compares plaintext digests and modes', () => {
     },
   };
   const plan = planPublish([file('a', 'a'), file('b', 'B'), file('c', 'c', 0o644), file('new', 'n')], index);
-  expect(plan).toEqual({ added: ['new'], changed: ['b'], modeChanged: ['c'], removed: ['gone'], unchanged: ['a'] });
-  expect(isEmptyPlan(planPublish([file('a', 'a'), file('b', 'b'), file('c', 'c'), file('gone', 'g')], index))).toBe(true);
+  expect(plan).toEqual({
+    added: ['new'],
+    changed: ['b'],
+    modeChanged: ['c'],
+    removed: ['gone'],
+    unchanged: ['a'],
+  });
+  expect(
+    isEmptyPlan(planPublish([file('a', 'a'), file('b', 'b'), file('c', 'c'), file('gone', 'g')], index)),
+  ).toBe(true);
   // the index round-trips and is checked against its environment and layer
   const bytes = serializeIndex(index);
   expect(parseIndex(bytes, { environment: 'prod', layer: 'secure' })).toEqual(index);
-  expect(() => parseIndex(bytes, { environment: 'staging', layer: 'secure' })).toThrow(/belongs to environment "prod"/);
+  expect(() => parseIndex(bytes, { environment: 'staging', layer: 'secure' })).toThrow(
+    /belongs to environment "prod"/,
+  );
   expect(() => parseIndex(bytes, { environment: 'prod', layer: 'compute' })).toThrow(IntegrityError);
   const hostile = Buffer.from(JSON.stringify({ ...index, files: { '../../etc/passwd': index.files.a } }));
   expect(() => parseIndex(hostile, { environment: 'prod', layer: 'secure' })).toThrow(/unsafe path/);

@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { parseEnvironment } from '../../src/config/load.js';
 import { etcdMembers } from '../../src/config/topology.js';
 import { UserError, ValidationError } from '../../src/errors.js';
+import { listFiles } from '../../src/fsutil.js';
 import {
   type ManifestValues,
   manifestValues,
@@ -14,7 +15,6 @@ import {
   yamlQuote,
 } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
-import { listFiles } from '../../src/fsutil.js';
 import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
 
 /** The real templates (platform/manifests) rendered for the playground environment. */

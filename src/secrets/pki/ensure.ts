@@ -448,7 +448,8 @@ async function ensureDirs(root: string, rel: string): Promise<void> {
       mode = (await stat(dir)).mode & 0o777;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      await mkdir(dir, { mode: DIR_MODE });
+      // the root's own parents (e.g. secrets/ of a fresh workspace) are created too
+      await mkdir(dir, { mode: DIR_MODE, recursive: dir === root });
     }
     if (mode !== DIR_MODE) await chmod(dir, DIR_MODE);
   }

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+/**
+ * The CLI: wires commander to the command modules and turns errors into exit codes.
+ * Only this file sets process.exitCode (STYLE.md §7). Command modules are imported
+ * lazily inside each action so `--help` loads nothing heavy (no AWS SDK, no handlebars).
+ */
+import { Command, Option } from 'commander';
+import { commands } from './registry.js';
+
+/** Runs the CLI with `argv` (without node and script). Resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  // The image ships a current LTS; on Node 20 the SDK's support notice would only add noise.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const program = new Command('kube-platform')
+    .description('Stand up and operate self-managed Kubernetes clusters on AWS, one per environment.')
+    .addOption(
+      new Option('--debug', 'verbose logs and stack traces (secrets stay masked)').env('PLATFORM_DEBUG'),
+    )
+    .showHelpAfterError('(add --help for usage)')
+    .enablePositionalOptions()
+    .exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  let code = 0;
+  for (const spec of commands) {
+    const cmd = program.command(spec.name).description(spec.summary);
+    spec.configure(cmd);
+    if (spec.example) cmd.addHelpText('after', `\nExample:\n  ${spec.example.join('\n  ')}`);
+    if (spec.exitCodes) cmd.addHelpText('after', `\nExit codes:\n  ${spec.exitCodes.join('\n  ')}`);
+    cmd.exitOverride();
+    cmd.action(async (...args: unknown[]) => {
+      const opts = (args.at(-2) ?? {}) as Record<string, unknown>;
+      const { setDebug } = await import('../log.js');
+      setDebug(Boolean(program.opts().debug || opts.debug));
+      code = await spec.run(opts, args.slice(0, -2) as string[]);
+    });
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    const { reportError } = await import('./report.js');
+    return reportError(err, Boolean(program.opts().debug));
+  }
+}
+
+/** Entry: `node main.js <command> ...` or via a scripts/<command> launcher. */
+export async function runCli(argv: string[]): Promise<void> {
+  // `cmd | head` closes the pipe early: stop quietly, as Unix tools do
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+  const code = await main(argv);
+  process.exitCode = code;
+}

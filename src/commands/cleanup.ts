@@ -1,0 +1,104 @@
+import { bootstrap } from '../aws/bootstrap.js';
+import { UserError } from '../errors.js';
+import { log } from '../log.js';
+import { confirmOrAbort, typeBackOrAbort } from '../prompt.js';
+import { openEnvironment } from './context.js';
+import { platformTerraform } from './terraform-context.js';
+
+/** Options of `cleanup`. */
+export interface CleanupOptions {
+  env: string;
+  local?: boolean;
+  /** don't ask (needs --confirm ENV outside play-* environments) */
+  yes?: boolean;
+  /** the environment name, typed back, for scripts */
+  confirm?: string;
+  /** also delete the state bucket, the secrets bucket (every version) and schedule the KMS key's deletion */
+  purge?: boolean;
+}
+
+/** What `cleanup` will ask for, decided before any work (pure). */
+export interface CleanupGuard {
+  /** play-* environments get a yes/no; others need the name typed back */
+  shared: boolean;
+  /** true when the flags alone authorise the destroy */
+  preauthorised: boolean;
+}
+
+/**
+ * Decides how `cleanup` must be confirmed, and fails at once when it cannot be: without a
+ * TTY a prompt could never be answered, so instead of waiting the command stops before
+ * touching anything (kops' habit).
+ * @throws UserError (2) when --confirm names another environment, or without a TTY and without --yes/--confirm
+ */
+export function cleanupGuard(
+  env: string,
+  o: Pick<CleanupOptions, 'yes' | 'confirm'>,
+  tty: boolean,
+): CleanupGuard {
+  const shared = !env.startsWith('play-');
+  if (o.confirm !== undefined && o.confirm !== env) {
+    throw new UserError(`--confirm ${o.confirm} does not match the environment ${env}`);
+  }
+  const preauthorised = Boolean(o.yes) && (!shared || o.confirm === env);
+  if (!preauthorised && !tty) {
+    throw new UserError(`cleanup of ${env} needs a confirmation, but stdin is not a terminal`, {
+      hint: `for scripts: cleanup -e ${env} --yes --confirm ${env}`,
+    });
+  }
+  if (o.yes && !preauthorised && shared) {
+    throw new UserError(`cleanup of the shared environment ${env} with --yes also needs --confirm ${env}`);
+  }
+  return { shared, preauthorised };
+}
+
+/**
+ * `cleanup`: destroys what `run` created (terraform destroy), after printing the plan
+ * and a confirmation: the environment name typed back (a yes/no for play-*), or
+ * `--yes --confirm ENV` for scripts. Keeps the state bucket, the secrets bucket and the
+ * KMS key unless `--purge` (which asks again), so the state still opens afterwards and a
+ * later `run` rebuilds with the same PKI.
+ * @returns 0
+ */
+export async function cleanupCommand(o: CleanupOptions): Promise<number> {
+  const guard = cleanupGuard(o.env, o, Boolean(process.stdin.isTTY));
+  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  try {
+    const env = ctx.cfg.name;
+    const boot = await bootstrap(ctx.aws, ctx.names, env);
+    const { tf, vars, planFile } = await platformTerraform(ctx, boot.kmsKeyArn);
+    const summary = await tf.plan(vars, planFile, { destroy: true });
+    const hint = `for scripts: cleanup -e ${env} --yes${guard.shared ? ` --confirm ${env}` : ''}`;
+    if (summary.changes) {
+      process.stdout.write(await tf.showPlan(planFile));
+      log.step(
+        `cleanup will destroy ${summary.destroy} resources of ${env} (account ${ctx.identity.account})`,
+      );
+      if (!guard.preauthorised) {
+        if (guard.shared) await typeBackOrAbort(`type the environment name to destroy ${env}`, env, hint);
+        else await confirmOrAbort(`destroy the playground ${env}?`, hint);
+      }
+      await tf.apply(planFile);
+      log.step(
+        `${env}: destroyed; kept s3://${ctx.names.stateBucket}, s3://${ctx.names.secretsBucket} and ${ctx.names.kmsAlias}`,
+      );
+    } else {
+      log.step(`${env}: nothing to destroy`);
+    }
+    if (o.purge) {
+      log.warn(
+        `--purge deletes s3://${ctx.names.stateBucket}, s3://${ctx.names.secretsBucket} (every version) and schedules ${ctx.names.kmsAlias} for deletion: the PKI and secrets of ${env} are lost`,
+      );
+      await typeBackOrAbort(
+        `type "purge ${env}" to delete them`,
+        `purge ${env}`,
+        'purging has no non-interactive form',
+      );
+      const { purge } = await import('../aws/purge.js');
+      await purge(ctx.aws, ctx.names);
+    }
+    return 0;
+  } finally {
+    await ctx.close();
+  }
+}

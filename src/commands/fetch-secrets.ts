@@ -1,0 +1,150 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ConflictError, IntegrityError, PlatformError } from '../errors.js';
+import { atomicWrite, listFiles } from '../fsutil.js';
+import { log } from '../log.js';
+import { displayPath, secretsDir } from '../paths.js';
+import { sha256 } from '../secrets/envelope.js';
+import { type FetchPlan, planFetch } from '../secrets/fetch-plan.js';
+import { mergeKubeconfig } from '../secrets/kubeconfig-merge.js';
+import { LAYERS, type Layer } from '../secrets/layers.js';
+import type { IndexSnapshot } from '../secrets/store.js';
+import { openEnvironment, secretStore } from './context.js';
+
+/** Options of `fetch-secrets`. */
+export interface FetchSecretsOptions {
+  env: string;
+  local?: boolean;
+  /** overwrite local files that differ from the bucket */
+  force?: boolean;
+  /** layers to fetch; default every layer the caller may read */
+  layer?: Layer[];
+  /** don't touch ~/.kube/config */
+  noKubeconfig?: boolean;
+}
+
+function denied(e: unknown): boolean {
+  const name = (e as Error).name;
+  const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return (
+    name === 'AccessDenied' ||
+    name === 'AccessDeniedException' ||
+    status === 403 ||
+    /not allowed/.test((e as Error).message)
+  );
+}
+
+/**
+ * Fetches the layers the caller may read into `secrets/<env>/` (directories 0700, files
+ * with the index's mode), verifying every digest; refuses (exit 3, nothing written) when a
+ * local file differs from the bucket unless --force; then merges the environment's
+ * context into ~/.kube/config (other contexts untouched) and leaves the SSH key at
+ * `secrets/<env>/locked/ssh/<env>` (0600) for agent-setup.
+ * @returns 0
+ */
+export async function fetchSecretsCommand(o: FetchSecretsOptions): Promise<number> {
+  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  try {
+    const dir = secretsDir(ctx.cfg.name);
+    const { store } = await secretStore(ctx);
+    const seen = await readSeen(dir);
+    const plans: { layer: Layer; snap: IndexSnapshot; plan: FetchPlan }[] = [];
+    for (const layer of o.layer ?? LAYERS) {
+      let snap: IndexSnapshot | 'not-modified' | undefined;
+      try {
+        snap = await store.readIndex(layer);
+      } catch (e) {
+        if (!o.layer && denied(e)) {
+          log.info(`${layer}: not readable with these credentials, skipped`);
+          continue;
+        }
+        throw e;
+      }
+      if (!snap || snap === 'not-modified') {
+        log.info(`${layer}: nothing published`);
+        continue;
+      }
+      const last = seen[layer] ?? 0;
+      if (snap.index.generation < last) {
+        throw new IntegrityError(
+          `index/${layer}: generation ${snap.index.generation} is older than generation ${last} fetched before (rollback refused); nothing was written`,
+        );
+      }
+      const local: Record<string, string | undefined> = {};
+      for (const p of await listFiles(path.join(dir, layer)))
+        local[p] = sha256(await readFile(path.join(dir, layer, p)));
+      plans.push({ layer, snap, plan: planFetch(snap.index, local) });
+    }
+    const differ = plans.flatMap((p) => p.plan.differ.map((f) => `${p.layer}/${f}`));
+    if (differ.length && !o.force) {
+      throw new ConflictError(
+        `${differ.length} local file(s) differ from the bucket; nothing was written:\n${differ.map((f) => `  ${f}`).join('\n')}`,
+        { hint: 'publish them with upload-secrets, or overwrite them with fetch-secrets --force' },
+      );
+    }
+    // fetch and verify everything first, then write
+    const fetched = await Promise.all(
+      plans.map(async (p) => ({
+        ...p,
+        data: await store.fetchAll(
+          p.layer,
+          p.snap.index,
+          (f) => p.plan.add.includes(f) || p.plan.differ.includes(f) || p.plan.same.includes(f),
+        ),
+      })),
+    );
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    for (const p of fetched) {
+      for (const [f, data] of p.data) {
+        if (p.plan.same.includes(f)) continue;
+        await atomicWrite(path.join(dir, p.layer, f), data, p.snap.index.files[f]!.mode, 0o700);
+      }
+      log.info(
+        `${p.layer}: generation ${p.snap.index.generation}: ${p.plan.add.length} added, ${p.plan.differ.length} overwritten, ${p.plan.same.length} up to date`,
+      );
+    }
+    for (const p of fetched) seen[p.layer] = p.snap.index.generation;
+    await atomicWrite(path.join(dir, SEEN_FILE), `${JSON.stringify(seen, null, 1)}\n`, 0o600, 0o700);
+    if (!o.noKubeconfig) await installKubeconfig(dir, ctx.cfg.name);
+    const key = path.join(dir, 'locked', 'ssh', ctx.cfg.name);
+    if (fetched.some((p) => p.layer === 'locked' && p.data.has(`ssh/${ctx.cfg.name}`))) {
+      log.info(`SSH key at ${displayPath(key)} (agent-setup adds it to your agent)`);
+    }
+    return 0;
+  } finally {
+    await ctx.close();
+  }
+}
+
+/**
+ * The highest generation fetched per layer, kept beside the working copy (a dot-file: not a
+ * layer, never published) so that a later fetch refuses an index that went backwards.
+ */
+const SEEN_FILE = '.fetched-generations.json';
+
+async function readSeen(dir: string): Promise<Record<string, number>> {
+  try {
+    return JSON.parse(await readFile(path.join(dir, SEEN_FILE), 'utf8')) as Record<string, number>;
+  } catch {
+    return {};
+  }
+}
+
+/** Merges `locked/admin.conf` into $KUBECONFIG's first file or ~/.kube/config (0600). */
+async function installKubeconfig(dir: string, env: string): Promise<void> {
+  const admin = path.join(dir, 'locked', 'admin.conf');
+  const incoming = await readFile(admin, 'utf8').catch(() => undefined);
+  if (!incoming) return;
+  const target =
+    process.env.KUBECONFIG?.split(path.delimiter)[0] || path.join(os.homedir(), '.kube', 'config');
+  const existing = await readFile(target, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return '';
+    throw new PlatformError(`cannot read ${target}: ${e.message}`);
+  });
+  const merged = mergeKubeconfig(existing, incoming, env, target);
+  if (merged !== existing) {
+    await atomicWrite(target, merged, 0o600, 0o700);
+    log.info(`context ${env} merged into ${target}`);
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * The main job end to end, as an operator runs it: the built CLI against a real
+ * moto_server and the real terraform, cross-checked with the awscli.
+ * Covers the acceptance of `run` (issue 2), the secrets checks that need a full run
+ * (issue 3: ciphertext only, wrong-layer context refused, byte-identical second run, no
+ * secret in any --debug output) and `cleanup` (issue 4).
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { listFiles } from '../../src/fsutil.js';
+import { parseEnvelope } from '../../src/secrets/envelope.js';
+import { type CliResult, cli, workspace } from '../helpers/cli.js';
+import { useMoto } from '../helpers/moto.js';
+
+const moto = useMoto({ resetEach: false });
+const ENV = 'e2e';
+const ws = workspace({ [ENV]: '' });
+const secrets = path.join(ws.dir, 'secrets', ENV);
+const outputs: CliResult[] = [];
+
+function env(): Record<string, string | undefined> {
+  return {
+    ...moto.env,
+    PLATFORM_WORKDIR: ws.dir,
+    HOME: ws.home,
+    AWS_PROFILE: undefined,
+    PLATFORM_LOCAL_AWS_DIR: path.join(ws.dir, '.local-aws'),
+  };
+}
+async function kp(args: string[]): Promise<CliResult> {
+  const r = await cli(args, env());
+  outputs.push(r);
+  return r;
+}
+function aws(args: string[]): string {
+  return execFileSync('aws', ['--endpoint-url', moto.endpoint, '--region', 'eu-west-1', ...args], {
+    env: { ...process.env, ...moto.env },
+    encoding: 'utf8',
+  });
+}
+function treeDigest(dir: string): Promise<string> {
+  return listFiles(dir).then((files) => {
+    const h = createHash('sha256');
+    for (const f of files) h.update(f).update(readFileSync(path.join(dir, f)));
+    return h.digest('hex');
+  });
+}
+
+test('a malformed environment file: file:line errors, exit 2, nothing created', async () => {
+  const text = readFileSync(path.join(ws.dir, 'environments', 'play.env'), 'utf8')
+    .replace('VPC_CIDR=10.80.0.0/16', 'VPC_CIDR=10.80.0.300/16')
+    .concat('MASTERS=3\n');
+  writeFileSync(path.join(ws.dir, 'environments', 'bad.env'), text);
+  const r = await kp(['run', '-e', 'bad', '--yes']);
+  expect(r.code).toBe(2);
+  const line = text.split('\n').findIndex((l) => l.startsWith('VPC_CIDR=')) + 1;
+  expect(r.stderr).toMatch(
+    new RegExp(`bad\\.env:${line}: VPC_CIDR: "10\\.80\\.0\\.300/16": must be an IPv4 CIDR`),
+  );
+  expect(r.stderr).toMatch(/bad\.env:\d+: MASTERS: unknown key/);
+  expect(
+    JSON.parse(aws(['kms', 'list-aliases'])).Aliases.filter((a: { AliasName: string }) =>
+      a.AliasName.includes('kube-platform'),
+    ),
+  ).toEqual([]);
+  expect(JSON.parse(aws(['s3api', 'list-buckets'])).Buckets ?? []).toEqual([]);
+});
+
+test('run --yes builds the environment; the awscli sees the key, the state and only ciphertext', async () => {
+  const r = await kp(['run', '-e', ENV, '--yes']);
+  expect(r.stderr).toContain('as arn:aws:sts::123456789012:user/moto');
+  expect([r.code, r.code ? r.stderr : '']).toEqual([0, '']);
+  const account = '123456789012';
+  const stateBucket = `kp-${ENV}-${account}-eu-west-1-tfstate`;
+  const secretsBucket = `kp-${ENV}-${account}-eu-west-1-secrets`;
+  expect(
+    JSON.parse(aws(['kms', 'list-aliases'])).Aliases.map((a: { AliasName: string }) => a.AliasName),
+  ).toContain(`alias/kube-platform/${ENV}`);
+  expect(
+    JSON.parse(aws(['s3api', 'head-object', '--bucket', stateBucket, '--key', `${ENV}/platform.tfstate`]))
+      .ContentLength,
+  ).toBeGreaterThan(1000);
+
+  // every object in the secrets bucket is ciphertext: no YAML, no PEM, no kubeconfig
+  const keys: string[] = JSON.parse(
+    aws(['s3api', 'list-objects-v2', '--bucket', secretsBucket]),
+  ).Contents.map((o: { Key: string }) => o.Key);
+  expect(keys).toEqual(
+    expect.arrayContaining(['index/secure', 'secure/manifests/kube-apiserver.yaml', 'locked/admin.conf']),
+  );
+  const raw = mkdtempSync(path.join(os.tmpdir(), 'e2e-raw-'));
+  for (const [i, key] of keys.entries()) {
+    const file = path.join(raw, String(i));
+    aws(['s3api', 'get-object', '--bucket', secretsBucket, '--key', key, file]);
+    const bytes = readFileSync(file);
+    for (const plain of ['apiVersion', 'kind:', 'BEGIN', 'certificate-authority-data', 'generation']) {
+      expect([key, bytes.includes(plain)]).toEqual([key, false]);
+    }
+    expect(bytes.subarray(0, 4).toString()).toBe('KPE1');
+  }
+  // decrypting a secure object's data key with another layer's context fails; its own works
+  const env0 = parseEnvelope(
+    readFileSync(path.join(raw, String(keys.indexOf('secure/manifests/kube-apiserver.yaml')))),
+    'x',
+  );
+  const edk = path.join(raw, 'edk');
+  writeFileSync(edk, env0.encryptedKey);
+  expect(() =>
+    execFileSync(
+      'aws',
+      [
+        '--endpoint-url',
+        moto.endpoint,
+        '--region',
+        'eu-west-1',
+        'kms',
+        'decrypt',
+        '--ciphertext-blob',
+        `fileb://${edk}`,
+        '--encryption-context',
+        `environment=${ENV},layer=compute`,
+      ],
+      { env: { ...process.env, ...moto.env }, stdio: 'pipe' },
+    ),
+  ).toThrow();
+  expect(
+    JSON.parse(
+      aws([
+        'kms',
+        'decrypt',
+        '--ciphertext-blob',
+        `fileb://${edk}`,
+        '--encryption-context',
+        `environment=${ENV},layer=secure`,
+      ]),
+    ).Plaintext,
+  ).toBeTruthy();
+
+  // the ASGs' instances
+  const inv = await kp(['aws-instances', '-e', ENV, '--json']);
+  expect(inv.code).toBe(0);
+  const names = (JSON.parse(inv.stdout) as { name: string; state: string }[]).map((i) => i.name).sort();
+  expect(names).toEqual([
+    `${ENV}-bastion`,
+    `${ENV}-compute`,
+    `${ENV}-compute`,
+    `${ENV}-secure`,
+    `${ENV}-secure`,
+    `${ENV}-secure`,
+  ]);
+});
+
+test('manifest-sync --once writes files byte-identical to secrets/<env>/secure/manifests', async () => {
+  const dest = mkdtempSync(path.join(os.tmpdir(), 'e2e-dest-'));
+  const r = await kp(['manifest-sync', '-e', ENV, '--once', '--dest', dest]);
+  expect(r.code).toBe(0);
+  const want = readdirSync(path.join(secrets, 'secure', 'manifests')).sort();
+  expect(
+    readdirSync(dest)
+      .filter((f) => !f.startsWith('.'))
+      .sort(),
+  ).toEqual(want);
+  for (const f of want)
+    expect(readFileSync(path.join(dest, f))).toEqual(
+      readFileSync(path.join(secrets, 'secure', 'manifests', f)),
+    );
+});
+
+test('a second run changes nothing: no terraform changes, secrets byte-identical, nothing re-uploaded', async () => {
+  const before = await treeDigest(secrets);
+  const r = await kp(['--debug', 'run', '-e', ENV, '--yes']);
+  expect(r.code).toBe(0);
+  expect(r.stderr).toContain('terraform: no changes');
+  expect(r.stderr).toMatch(/ 0 PutObject, \d KMS requests/);
+  expect(await treeDigest(secrets)).toBe(before);
+});
+
+test('no secret value appears in the output of any command, also with --debug', async () => {
+  for (const args of [
+    ['--debug', 'upload-secrets', '-e', ENV, '--dry-run'],
+    ['--debug', 'fetch-secrets', '-e', ENV, '--force'],
+    ['--debug', 'whoami', '-e', ENV],
+    ['--debug', 'aws-volumes', '-e', ENV],
+    ['--debug', 'aws-elbs', '-e', ENV],
+  ]) {
+    expect([args.join(' '), (await kp(args)).code]).toEqual([args.join(' '), 0]);
+  }
+  // the secret values: every private key's body, the bootstrap token, the admin client key
+  const values: string[] = [];
+  for (const f of await listFiles(secrets)) {
+    const text = readFileSync(path.join(secrets, f), 'utf8');
+    for (const m of text.matchAll(/-----BEGIN [A-Z ]*PRIVATE KEY-----\n([\s\S]*?)-----END/g)) {
+      values.push(...m[1]!.split('\n').filter((l) => l.length >= 40));
+    }
+    for (const m of text.matchAll(/client-key-data: (\S+)/g)) values.push(m[1]!.slice(0, 60));
+    for (const m of text.matchAll(/token: (\S+)/g)) values.push(m[1]!);
+  }
+  expect(values.length).toBeGreaterThan(20);
+  const all = outputs.map((o) => o.stdout + o.stderr).join('\n');
+  for (const v of values) expect(all.includes(v)).toBe(false);
+});
+
+test('cleanup: refuses at once without a TTY, destroys with --yes --confirm, keeps buckets and key', async () => {
+  const t0 = Date.now();
+  const refused = await kp(['cleanup', '-e', ENV]);
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toMatch(/stdin is not a terminal/);
+  expect(Date.now() - t0).toBeLessThan(10_000);
+
+  const r = await kp(['cleanup', '-e', ENV, '--yes', '--confirm', ENV]);
+  expect(r.code).toBe(0);
+  const inv = JSON.parse((await kp(['aws-instances', '-e', ENV, '--json'])).stdout) as unknown[];
+  expect(inv).toEqual([]);
+  const buckets = (JSON.parse(aws(['s3api', 'list-buckets'])).Buckets as { Name: string }[]).map(
+    (b) => b.Name,
+  );
+  expect(buckets).toEqual(
+    expect.arrayContaining([
+      `kp-${ENV}-123456789012-eu-west-1-tfstate`,
+      `kp-${ENV}-123456789012-eu-west-1-secrets`,
+    ]),
+  );
+  expect(
+    JSON.parse(aws(['kms', 'describe-key', '--key-id', `alias/kube-platform/${ENV}`])).KeyMetadata.KeyState,
+  ).toBe('Enabled');
+  // the state still opens: a plan sees everything to build again
+  const plan = await kp(['run', '-e', ENV, '--plan']);
+  expect(plan.code).toBe(0);
+  expect(plan.stderr).toMatch(/plan: \d+ to add, 0 to change, 0 to destroy/);
+});
