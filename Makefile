@@ -1,0 +1,46 @@
+# kube-platform — see README.md. `make` builds the image; `make local` and `make test`
+# are the quick start and work on a fresh clone without Docker.
+SHELL := /bin/bash
+VERSION := $(shell node -p "require('./package.json').version" 2>/dev/null || echo dev)
+IMAGE ?= kube-platform
+REGISTRY ?=
+
+.PHONY: all image push deps build local local-down test lint check-tools clean
+
+all: image
+
+image: ## build the build container kube-platform:$(VERSION)
+	docker build -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
+
+push: image ## push the image to $(REGISTRY)
+	@test -n "$(REGISTRY)" || { echo "make push: set REGISTRY=registry.example.com/team" >&2; exit 2; }
+	docker tag $(IMAGE):$(VERSION) $(REGISTRY)/$(IMAGE):$(VERSION)
+	docker push $(REGISTRY)/$(IMAGE):$(VERSION)
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.package-lock.json ## install dependencies (npm ci) when the lock file changed
+
+build: deps ## compile the toolkit and bundle the node agent
+	npm run --silent build
+
+local: build ## the main job end to end against the embedded local AWS, then the inventory
+	./play.kube --local -- run --yes
+	./play.kube --local -- aws-instances
+
+local-down: ## stop the embedded local AWS that `make local` left running
+	./scripts/local-aws stop
+
+check-tools: ## fail loudly when a tool the tests need is missing
+	@bash .ci/check-tools
+
+test: deps check-tools ## the whole test suite (unit + integration against moto_server and terraform)
+	npm test
+
+lint: deps
+	npm run --silent lint
+
+clean:
+	rm -rf dist
