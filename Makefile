@@ -17,11 +17,14 @@ push: image ## push the image to $(REGISTRY)
 	docker tag $(IMAGE):$(VERSION) $(REGISTRY)/$(IMAGE):$(VERSION)
 	docker push $(REGISTRY)/$(IMAGE):$(VERSION)
 
+# npm install, not npm ci: the lock file written here lacks the other platforms' optional
+# binaries (biome, jest's resolver), which makes npm ci refuse it; npm install honours the
+# lock for everything it lists and leaves it unchanged.
 node_modules/.package-lock.json: package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	@touch $@
 
-deps: node_modules/.package-lock.json ## install dependencies (npm ci) when the lock file changed
+deps: node_modules/.package-lock.json ## install dependencies (from the lock file) when the lock file changed
 
 build: deps ## compile the toolkit and bundle the node agent
 	npm run --silent build
