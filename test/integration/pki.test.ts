@@ -241,7 +241,9 @@ describe('openssl x509 -text', () => {
   });
 
   test('leaf keys are PKCS#8 P-256', async () => {
-    expect(await readFile(LEAVES.apiserver!.key, 'utf8')).toMatch(new RegExp(`^${PEM_BEGIN}PRIVATE KEY-----\n`));
+    expect(await readFile(LEAVES.apiserver!.key, 'utf8')).toMatch(
+      new RegExp(`^${PEM_BEGIN}PRIVATE KEY-----\n`),
+    );
     const details = await openssl(['pkey', '-in', LEAVES.apiserver!.key, '-noout', '-text']);
     expect(details.stdout).toContain('NIST CURVE: P-256');
   });
@@ -274,6 +276,8 @@ describe('kubeconfigs and SSH', () => {
     const fp = await exec('ssh-keygen', ['-l', '-f', at('locked/ssh/it-env')], { cwd: root });
     expect(fp.stdout).toMatch(/^256 SHA256:\S+ it-env \(ED25519\)/);
     // no passphrase: -y above would have failed without a terminal to ask one
-    expect(await readFile(at('locked/ssh/it-env'), 'utf8')).toMatch(new RegExp(`^${PEM_BEGIN}OPENSSH PRIVATE KEY-----\n`));
+    expect(await readFile(at('locked/ssh/it-env'), 'utf8')).toMatch(
+      new RegExp(`^${PEM_BEGIN}OPENSSH PRIVATE KEY-----\n`),
+    );
   });
 });
