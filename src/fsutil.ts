@@ -2,6 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
+/** Names of atomicWrite's temp files: `.<name>.<12 hex>.tmp` (a dot-file: kubelet ignores it). */
+export const TEMP_FILE_RE = /^\..+\.[0-9a-f]{12}\.tmp$/;
+
+function tempFile(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
 /**
  * Atomic file writes: the bytes go to a dot-prefixed temp file in the same directory
  * (kubelet and our own walkers ignore dot-files), are fsync'ed, renamed over the target
@@ -19,7 +26,7 @@ export async function atomicWrite(
 ): Promise<void> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true, mode: dirMode });
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = tempFile(file);
   const fh = await open(tmp, 'w', mode);
   try {
     await fh.writeFile(data);

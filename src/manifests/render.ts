@@ -29,9 +29,9 @@ import type { ManifestValues } from './values.js';
  *   kubelet's manifest directory) every file must be such a YAML file and a `v1` Pod.
  */
 
-/** The layers of the secrets bucket (DESIGN.md §4). */
-export const LAYERS = ['common', 'secure', 'compute', 'locked'] as const;
-export type Layer = (typeof LAYERS)[number];
+import { LAYERS } from '../secrets/layers.js';
+
+export { LAYERS, type Layer } from '../secrets/layers.js';
 
 /** File mode of every rendered file: rendered manifests live in the secrets working copy. */
 export const RENDERED_FILE_MODE = 0o600;

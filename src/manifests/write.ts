@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type Problem, UserError, ValidationError } from '../errors.js';
+import { atomicWrite } from '../fsutil.js';
 import { displayPath } from '../paths.js';
 import { LAYERS, type RenderedFile, renderTree } from './render.js';
 import type { ManifestValues } from './values.js';
@@ -46,35 +46,6 @@ async function ensurePrivateDir(root: string, dir: string): Promise<void> {
     const st = current === root ? await stat(current) : await lstat(current);
     if (!st.isDirectory()) throw new UserError(`${displayPath(current)}: not a directory`);
     if ((st.mode & 0o777) !== SECRETS_DIR_MODE) await chmod(current, SECRETS_DIR_MODE);
-  }
-}
-
-/**
- * Writes `content` to `target` atomically: a dot-prefixed temporary file in the same directory
- * (the kubelet and manifest-sync ignore dot-files), created exclusively with `mode`, fsynced,
- * then renamed over the target (rename(2) is atomic within a file system), then the directory
- * is fsynced so the rename survives a crash.
- */
-async function atomicWrite(target: string, content: Buffer, mode: number): Promise<void> {
-  const dir = path.dirname(target);
-  const tmp = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(content);
-    await fh.chmod(mode); // the umask applied at creation
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, target);
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
   }
 }
 
@@ -124,7 +95,7 @@ export async function writeRendered(secretsRoot: string, files: RenderedFile[]):
       result.unchanged.push(f.path);
       continue;
     }
-    await atomicWrite(target, bytes, f.mode);
+    await atomicWrite(target, bytes, f.mode, SECRETS_DIR_MODE);
     result.written.push(f.path);
   }
   return result;

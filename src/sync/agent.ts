@@ -1,7 +1,7 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { IntegrityError, PlatformError } from '../errors.js';
-import { atomicWrite, fileMode } from '../fsutil.js';
+import { atomicWrite, fileMode, TEMP_FILE_RE } from '../fsutil.js';
 import { log } from '../log.js';
 import { sha256 } from '../secrets/envelope.js';
 import type { LayerIndex } from '../secrets/index-format.js';
@@ -101,9 +101,6 @@ async function localFingerprint(target: string): Promise<string | undefined> {
   }
 }
 
-/** Temp files of {@link atomicWrite}: `.<name>.<12 hex>.tmp` (see src/fsutil.ts). */
-const TEMP_RE = /^\..+\.[0-9a-f]{12}\.tmp$/;
-
 /**
  * Removes temp files an earlier run left behind when it was killed mid-write (they are
  * dot-files, which kubelet ignores, but they would pile up). Only names of the temp-file
@@ -120,7 +117,7 @@ export async function removeStaleTemps(dirs: Iterable<string>): Promise<string[]
       continue;
     }
     for (const n of names) {
-      if (!TEMP_RE.test(n)) continue;
+      if (!TEMP_FILE_RE.test(n)) continue;
       await rm(path.join(dir, n), { force: true });
       removed.push(path.join(dir, n));
     }

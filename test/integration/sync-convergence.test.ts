@@ -57,6 +57,25 @@ async function launchMasters(n: number): Promise<string[]> {
   return r.Instances!.map((i) => i.InstanceId!).sort();
 }
 
+/** One manifest-sync agent per master: its instance id as --node-id, its own directories under base. */
+async function startAgents(ids: string[], base: string): Promise<void> {
+  for (const id of ids) {
+    const dest = path.join(base, id, 'manifests');
+    await mkdir(dest, { recursive: true });
+    agents.push(
+      new Agent({
+        env,
+        endpoint: moto.endpoint,
+        childEnv: moto.env,
+        nodeId: id,
+        dest,
+        root: path.join(base, id, 'kubernetes'),
+        logFile: path.join(base, `${id}.log`),
+      }),
+    );
+  }
+}
+
 /** Runs `sync-status` in-process (the lead wires it into the CLI) and captures stdout. */
 async function syncStatus(args: {
   wait?: boolean;
@@ -96,21 +115,8 @@ test('three masters converge 3/3; with one agent stopped, 2/3 names the missing 
     file('manifests/etcd.yaml', pod('etcd')),
     file('pki/ca.crt', 'CA'),
   ]);
-  for (const id of ids) {
-    const dest = path.join(base, id, 'manifests');
-    await mkdir(dest, { recursive: true });
-    agents.push(
-      new Agent({
-        env,
-        endpoint: moto.endpoint,
-        childEnv: moto.env,
-        nodeId: id,
-        dest,
-        root: path.join(base, id, 'kubernetes'),
-        logFile: path.join(base, `${id}.log`),
-      }),
-    );
-  }
+  await startAgents(ids, base);
+
   const r1 = await waitForConvergence({
     store: env.store,
     instances: rows,
@@ -184,21 +190,8 @@ test('run --wait (the CLI): 3/3 converged; with one agent stopped it times out, 
     .filter((r) => r.layer === 'secure')
     .map((r) => r.instanceId);
   const base = await tempDir('conv-run-');
-  for (const id of ids) {
-    const dest = path.join(base, id, 'manifests');
-    await mkdir(dest, { recursive: true });
-    agents.push(
-      new Agent({
-        env,
-        endpoint: moto.endpoint,
-        childEnv: moto.env,
-        nodeId: id,
-        dest,
-        root: path.join(base, id, 'kubernetes'),
-        logFile: path.join(base, `${id}.log`),
-      }),
-    );
-  }
+  await startAgents(ids, base);
+
   const ws = workspace({ [ENV]: '' });
   const vars = { ...moto.env, PLATFORM_WORKDIR: ws.dir, HOME: ws.home, AWS_PROFILE: undefined };
   const r1 = await cli(['run', '-e', ENV, '--skip-terraform', '--wait', '--wait-timeout', '60'], vars);
