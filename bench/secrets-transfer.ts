@@ -2,37 +2,245 @@
  * Benchmark: publish and fetch of 300 files of ~4 KB through the bucket protocol, side
  * by side in the same run with the awscli doing the same transfer against the same local
  * AWS (`aws s3 sync --sse aws:kms` up, `aws s3 cp --recursive` down), plus a republish
- * with nothing changed. Prints wall times, ratios and client-side request counts.
+ * with nothing changed.
  *
- *   npm run build && node dist/bench/secrets-transfer.js [files=300] [bytes=4096]
+ *   npm run build && node dist/bench/secrets-transfer.js [--files 300] [--bytes 4096] [--rounds 3]
  *
- * KMS requests are counted on the client: ours go through KmsKeyService; the awscli makes
- * none itself (with SSE-KMS, S3 calls KMS server-side per object unless bucket keys are on;
- * the local AWS only echoes SSE-KMS, so that server-side cost is not visible here).
+ * Each round starts from an empty local AWS (POST /moto-api/reset, then the environment's
+ * bucket and key are bootstrapped again, untimed) and times, in this order: our publish,
+ * republish and fetch; the awscli's sync, re-sync and recursive copy; and the floor (see
+ * below). The figures printed are the medians over the rounds.
+ *
+ * Columns:
+ * - wall time. Ours is measured in this process (the library `run` and `upload-secrets`
+ *   call, as they call it); the awscli's includes its interpreter start-up, printed on its
+ *   own line for reference, as is ours (`node scripts/kube-platform --help`).
+ * - CPU seconds of the client (user + system): ours from process.cpuUsage(), the awscli's
+ *   from bash's `times` around it. This is the client's own work, independent of the server.
+ * - requests: ours counted by the store and the KMS key service (client side). The awscli
+ *   makes no KMS request itself: with SSE-KMS, S3 calls KMS server-side per object (the
+ *   local AWS only echoes SSE-KMS, so that cost is not visible here).
+ * - floor: the same number of PUT or GET requests of the same sizes, sent by a bare
+ *   node:http client (no SDK, no signing, no encryption) at our concurrency. The local AWS
+ *   (moto_server on werkzeug) serves one request at a time per CPU under Python's GIL and
+ *   closes every connection, so no client can beat this figure on this server.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { bootstrap } from '../src/aws/bootstrap.js';
 import { AwsClients } from '../src/aws/clients.js';
 import { bootstrapNames } from '../src/config/topology.js';
+import { exec } from '../src/exec/index.js';
 import { Keyring, KmsKeyService } from '../src/secrets/keyring.js';
 import { readLayerDir } from '../src/secrets/local.js';
 import { SecretStore } from '../src/secrets/store.js';
-import { startMoto } from '../test/helpers/moto.js';
+import { renderTable } from '../src/table.js';
+import { type Moto, startMoto } from '../test/helpers/moto.js';
 
-const run = promisify(execFile);
-const FILES = Number(process.argv[2] ?? 300);
-const BYTES = Number(process.argv[3] ?? 4096);
+const { values: opts } = parseArgs({
+  options: {
+    files: { type: 'string', default: '300' },
+    bytes: { type: 'string', default: '4096' },
+    rounds: { type: 'string', default: '3' },
+  },
+});
+const FILES = Number(opts.files);
+const BYTES = Number(opts.bytes);
+const ROUNDS = Number(opts.rounds);
 const ENV = 'bench';
+const REGION = 'eu-west-1';
+/** SecretStore's default number of requests in flight */
+const CONCURRENCY = 16;
+const root = path.resolve(import.meta.dirname, '..', '..');
 
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+interface Sample {
+  wall: number;
+  cpu: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Wall and CPU seconds of an in-process step. */
+async function measure<T>(fn: () => Promise<T>): Promise<[T, Sample]> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await fn();
-  return [r, (performance.now() - t0) / 1000];
+  const wall = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  return [r, { wall, cpu: (c.user + c.system) / 1e6 }];
+}
+
+/** Wall and CPU seconds of one awscli invocation (its CPU from bash's `times`). */
+async function awscli(moto: Moto, args: string[]): Promise<Sample> {
+  const t0 = performance.now();
+  const r = await exec('bash', ['-c', 'aws "$@" >/dev/null; s=$?; times; exit $s', 'awscli', ...args], {
+    cwd: os.tmpdir(),
+    env: { ...moto.env, AWS_DEFAULT_REGION: REGION, AWS_ENDPOINT_URL: moto.endpoint },
+  });
+  const wall = (performance.now() - t0) / 1000;
+  // `times` prints two lines, "<user> <sys>" of the shell, then of its children: 0m1.234s 0m0.120s
+  const children = r.stdout.trim().split('\n').at(-1)!;
+  const cpu = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce(
+    (s, m) => s + Number(m[1]) * 60 + Number(m[2]),
+    0,
+  );
+  return { wall, cpu };
+}
+
+/**
+ * The server's floor: `count` requests of `size` bytes (PUT) or for existing keys (GET)
+ * from a bare HTTP client, `CONCURRENCY` in flight. moto routes by the SigV4 credential
+ * scope of the Authorization header and does not check signatures, so a syntactically
+ * valid header without a real signature is enough.
+ */
+async function floor(endpoint: string, bucket: string, method: 'PUT' | 'GET', count: number, size: number) {
+  const u = new URL(endpoint);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const scope = `bench/20260101/${REGION}/s3/aws4_request`;
+  const headers = {
+    authorization: `AWS4-HMAC-SHA256 Credential=${scope}, SignedHeaders=host, Signature=0`,
+    'x-amz-date': '20260101T000000Z',
+    'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+  };
+  const body = randomBytes(size);
+  const one = (i: number) =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: u.hostname,
+          port: u.port,
+          method,
+          path: `/${bucket}/floor/f${i}`,
+          agent,
+          headers: method === 'PUT' ? { ...headers, 'content-length': size } : headers,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () =>
+            (res.statusCode ?? 500) < 300
+              ? resolve()
+              : reject(new Error(`${method} f${i}: ${res.statusCode}`)),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(method === 'PUT' ? body : undefined);
+    });
+  let next = 0;
+  const [, sample] = await measure(() =>
+    Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < count) await one(next++);
+      }),
+    ),
+  );
+  agent.destroy();
+  return sample;
+}
+
+async function startupSeconds(file: string, args: string[]): Promise<number> {
+  const runs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await exec(file, args, { cwd: root });
+    runs.push((performance.now() - t0) / 1000);
+  }
+  return median(runs);
+}
+
+async function round(moto: Moto, src: string, work: string) {
+  await moto.reset();
+  const aws = new AwsClients({ region: REGION, endpoint: moto.endpoint });
+  try {
+    const names = bootstrapNames({ name: ENV, region: REGION }, (await aws.identity()).account);
+    const boot = await bootstrap(aws, names, ENV);
+    const [kms, s3] = [await aws.kms(), await aws.s3()];
+    const newStore = () => {
+      const keys = new KmsKeyService(kms, boot.kmsKeyArn);
+      const store = new SecretStore({
+        s3,
+        keyring: new Keyring(keys, ENV),
+        bucket: names.secretsBucket,
+        environment: ENV,
+        kmsKeyId: boot.kmsKeyArn,
+        concurrency: CONCURRENCY,
+      });
+      return { keys, store };
+    };
+
+    // ours: publish (reading and hashing the local files included), republish unchanged, fetch
+    const p = newStore();
+    const [, publish] = await measure(async () =>
+      p.store.publish('secure', await readLayerDir(src, 'secure')),
+    );
+    const r = newStore();
+    const [again, republish] = await measure(async () =>
+      r.store.publish('secure', await readLayerDir(src, 'secure')),
+    );
+    const f = newStore();
+    const out = path.join(work, 'fetched');
+    await rm(out, { recursive: true, force: true });
+    const [, fetch] = await measure(async () => {
+      const snap = await f.store.readIndex('secure');
+      if (!snap || snap === 'not-modified') throw new Error('no index');
+      const data = await f.store.fetchAll('secure', snap.index);
+      await Promise.all(
+        [...data].map(async ([rel, bytes]) => {
+          const t = path.join(out, rel);
+          await mkdir(path.dirname(t), { recursive: true, mode: 0o700 });
+          await writeFile(t, bytes, { mode: 0o600 });
+        }),
+      );
+    });
+
+    // the awscli, same transfer, same server
+    const dest = `s3://${names.secretsBucket}/awscli/`;
+    const sync = ['s3', 'sync', '--only-show-errors', path.join(src, 'secure'), dest];
+    const sse = ['--sse', 'aws:kms', '--sse-kms-key-id', boot.kmsKeyArn];
+    const cliOut = path.join(work, 'cli-fetched');
+    await rm(cliOut, { recursive: true, force: true });
+    const cliUp = await awscli(moto, [...sync, ...sse]);
+    const cliResync = await awscli(moto, [...sync, ...sse]);
+    const cliDown = await awscli(moto, ['s3', 'cp', '--only-show-errors', '--recursive', dest, cliOut]);
+
+    // the floor: our request count, our object size (the envelope's ciphertext)
+    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    const head = await s3.send(
+      new HeadObjectCommand({ Bucket: names.secretsBucket, Key: 'secure/files/d0/f0.bin' }),
+    );
+    const floorPut = await floor(
+      moto.endpoint,
+      names.secretsBucket,
+      'PUT',
+      p.store.puts,
+      head.ContentLength!,
+    );
+    const floorGet = await floor(moto.endpoint, names.secretsBucket, 'GET', f.store.gets, 0);
+    return {
+      publish,
+      republish,
+      fetch,
+      cliUp,
+      cliResync,
+      cliDown,
+      floorPut,
+      floorGet,
+      requests: {
+        publish: `${p.store.puts} PutObject, ${p.keys.requests} KMS`,
+        republish: `${again.puts} PutObject, ${r.keys.requests} KMS`,
+        fetch: `${f.store.gets} GetObject, ${f.keys.requests} KMS`,
+      },
+    };
+  } finally {
+    aws.destroy();
+  }
 }
 
 async function main(): Promise<void> {
@@ -47,103 +255,66 @@ async function main(): Promise<void> {
       await mkdir(path.dirname(f), { recursive: true });
       await writeFile(f, randomBytes(BYTES), { mode: 0o600 });
     }
-    const aws = new AwsClients({ region: 'eu-west-1', endpoint: moto.endpoint });
-    const names = bootstrapNames({ name: ENV, region: 'eu-west-1' }, (await aws.identity()).account);
-    const boot = await bootstrap(aws, names, ENV);
-    const newStore = () => {
-      const keys = new KmsKeyService(awsKms, boot.kmsKeyArn);
-      return {
-        keys,
-        store: new SecretStore({
-          s3: awsS3,
-          keyring: new Keyring(keys, ENV),
-          bucket: names.secretsBucket,
-          environment: ENV,
-          kmsKeyId: boot.kmsKeyArn,
-        }),
-      };
-    };
-    const awsKms = await aws.kms();
-    const awsS3 = await aws.s3();
-
-    // ours: publish (reading the local files included), republish unchanged, fetch
-    const p = newStore();
-    const [, publishS] = await timed(async () =>
-      p.store.publish('secure', await readLayerDir(src, 'secure')),
-    );
-    const r = newStore();
-    const [again, republishS] = await timed(async () =>
-      r.store.publish('secure', await readLayerDir(src, 'secure')),
-    );
-    const f = newStore();
-    const [, fetchS] = await timed(async () => {
-      const snap = await f.store.readIndex('secure');
-      if (!snap || snap === 'not-modified') throw new Error('no index');
-      const data = await f.store.fetchAll('secure', snap.index);
-      const out = path.join(work, 'fetched');
-      await Promise.all(
-        [...data].map(async ([rel, bytes]) => {
-          const t = path.join(out, rel);
-          await mkdir(path.dirname(t), { recursive: true });
-          await writeFile(t, bytes, { mode: 0o600 });
-        }),
-      );
+    const rounds: Awaited<ReturnType<typeof round>>[] = [];
+    for (let i = 0; i < ROUNDS; i++) rounds.push(await round(moto, src, work));
+    const med = (pick: (r: (typeof rounds)[number]) => Sample): Sample => ({
+      wall: median(rounds.map((r) => pick(r).wall)),
+      cpu: median(rounds.map((r) => pick(r).cpu)),
     });
-
-    // the awscli, same transfer, same endpoint
-    const cliEnv = { ...process.env, ...moto.env, AWS_DEFAULT_REGION: 'eu-west-1' };
-    const aw = (args: string[]) =>
-      run('aws', ['--endpoint-url', moto.endpoint, ...args], { env: cliEnv, maxBuffer: 1 << 26 });
-    const [, cliUpS] = await timed(() =>
-      aw([
-        's3',
-        'sync',
-        '--only-show-errors',
-        path.join(src, 'secure'),
-        `s3://${names.secretsBucket}/awscli/`,
-        '--sse',
-        'aws:kms',
-        '--sse-kms-key-id',
-        boot.kmsKeyArn,
-      ]),
+    const s = (x: number) => `${x.toFixed(2)} s`;
+    const row = (what: string, ours: Sample, cli: Sample, fl: Sample | undefined, requests: string) => [
+      what,
+      s(ours.wall),
+      s(cli.wall),
+      (ours.wall / cli.wall).toFixed(2),
+      fl ? s(fl.wall) : '-',
+      s(ours.cpu),
+      s(cli.cpu),
+      requests,
+    ];
+    const req = rounds[0]!.requests;
+    const table = await renderTable(
+      ['operation', 'ours', 'awscli', 'ratio', 'floor', 'ours CPU', 'awscli CPU', 'our requests'],
+      [
+        row(
+          'publish',
+          med((r) => r.publish),
+          med((r) => r.cliUp),
+          med((r) => r.floorPut),
+          req.publish,
+        ),
+        row(
+          'republish, unchanged',
+          med((r) => r.republish),
+          med((r) => r.cliResync),
+          undefined,
+          req.republish,
+        ),
+        row(
+          'fetch',
+          med((r) => r.fetch),
+          med((r) => r.cliDown),
+          med((r) => r.floorGet),
+          req.fetch,
+        ),
+      ],
     );
-    const [, cliResyncS] = await timed(() =>
-      aw([
-        's3',
-        'sync',
-        '--only-show-errors',
-        path.join(src, 'secure'),
-        `s3://${names.secretsBucket}/awscli/`,
-        '--sse',
-        'aws:kms',
-        '--sse-kms-key-id',
-        boot.kmsKeyArn,
-      ]),
-    );
-    const [, cliDownS] = await timed(() =>
-      aw([
-        's3',
-        'cp',
-        '--only-show-errors',
-        '--recursive',
-        `s3://${names.secretsBucket}/awscli/`,
-        path.join(work, 'cli-fetched'),
-      ]),
-    );
-
-    const row = (what: string, ours: number, cli: number, extra: string) =>
-      `${what.padEnd(22)} ${ours.toFixed(2).padStart(7)} s  ${cli.toFixed(2).padStart(7)} s  ${(ours / cli).toFixed(2).padStart(6)}  ${extra}`;
-    console.log(`\n${FILES} files x ${BYTES} bytes, local AWS ${moto.endpoint}, node ${process.version}`);
+    const ourStart = await startupSeconds(process.execPath, [
+      path.join(root, 'scripts', 'kube-platform'),
+      '--help',
+    ]);
+    const cliStart = await startupSeconds('aws', ['--version']);
     console.log(
-      `${'operation'.padEnd(22)} ${'ours'.padStart(9)}  ${'awscli'.padStart(9)}  ${'ratio'.padStart(6)}  requests (ours)`,
+      `\n${FILES} files x ${BYTES} bytes, median of ${ROUNDS} rounds, local AWS ${moto.endpoint}, node ${process.version}, ${os.cpus().length} CPUs`,
     );
-    console.log(row('publish', publishS, cliUpS, `${p.store.puts} PutObject, ${p.keys.requests} KMS`));
+    console.log(table);
     console.log(
-      row('republish, unchanged', republishS, cliResyncS, `${again.puts} PutObject, ${r.keys.requests} KMS`),
+      `floor: the same requests from a bare HTTP client (no SDK, signing or encryption), ${CONCURRENCY} in flight`,
     );
-    console.log(row('fetch', fetchS, cliDownS, `${f.store.gets} GetObject, ${f.keys.requests} KMS`));
+    console.log(
+      `start-up, not in "ours" (in-process): kube-platform --help ${s(ourStart)}; in "awscli": aws --version ${s(cliStart)}`,
+    );
     console.log('awscli KMS requests (client side): 0 — S3 makes them server-side for SSE-KMS\n');
-    aws.destroy();
   } finally {
     await proc.stop();
     await rm(work, { recursive: true, force: true });
