@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { exec } from '../../src/exec/index.js';
 import { setLogSink } from '../../src/log.js';
 import { ensurePki, type PkiPlan, parseKubeconfig } from '../../src/secrets/pki/index.js';
@@ -36,7 +37,7 @@ beforeAll(async () => {
   restoreLog = setLogSink(() => {});
   await ensurePki(root, plan);
   // the client certificates of the kubeconfigs, extracted for openssl
-  for (const name of ['controller-manager', 'scheduler', 'admin', 'super-admin']) {
+  for (const name of ['controller-manager', 'scheduler', 'addons', 'admin', 'super-admin']) {
     const rel = name.endsWith('admin') ? `locked/${name}.conf` : `secure/${name}.conf`;
     const k = parseKubeconfig(await readFile(path.join(root, rel), 'utf8'), rel);
     await writeFile(path.join(work, `${name}.crt`), k.clientCertPem!, { mode: 0o600 });
@@ -98,6 +99,7 @@ const LEAVES: Record<string, Leaf> = {
   },
   'controller-manager.conf': { ...w('controller-manager'), ca: 'kubernetes', purpose: 'client' },
   'scheduler.conf': { ...w('scheduler'), ca: 'kubernetes', purpose: 'client' },
+  'addons.conf': { ...w('addons'), ca: 'kubernetes', purpose: 'client' },
   'admin.conf': { ...w('admin'), ca: 'kubernetes', purpose: 'client' },
   'super-admin.conf': { ...w('super-admin'), ca: 'kubernetes', purpose: 'client' },
   ...Object.fromEntries(members.map((m) => [path.relative(root, m.cert), m])),
@@ -206,6 +208,7 @@ describe('openssl x509 -text', () => {
       'apiserver-etcd-client': 'CN = kube-apiserver-etcd-client',
       'controller-manager.conf': 'CN = system:kube-controller-manager',
       'scheduler.conf': 'CN = system:kube-scheduler',
+      'addons.conf': 'O = system:masters, CN = kube-platform:addon-manager',
       'admin.conf': 'O = kubeadm:cluster-admins, CN = kubernetes-admin',
       'super-admin.conf': 'O = system:masters, CN = kubernetes-super-admin',
     });
@@ -253,6 +256,7 @@ describe('kubeconfigs and SSH', () => {
   test.each([
     'secure/controller-manager.conf',
     'secure/scheduler.conf',
+    'secure/addons.conf',
     'locked/admin.conf',
     'locked/super-admin.conf',
     'compute/bootstrap-kubelet.conf',
@@ -266,6 +270,21 @@ describe('kubeconfigs and SSH', () => {
     expect(a.exitCode).toBe(0);
     expect(a.stdout).toBe(b.stdout);
     expect(k.caPem).toBe(await readFile(CA.kubernetes, 'utf8'));
+  });
+
+  test('secure/addons.conf: verifies TLS against the cluster CA, targets the local API server, is never regenerated', async () => {
+    const rel = 'secure/addons.conf';
+    const before = await readFile(at(rel));
+    const doc = parseYaml(before.toString('utf8')) as {
+      clusters: { cluster: Record<string, unknown> }[];
+    };
+    expect(Object.keys(doc.clusters[0]!.cluster).sort()).toEqual(['certificate-authority-data', 'server']);
+    expect(doc.clusters[0]!.cluster.server).toBe('https://127.0.0.1:6443');
+    expect(
+      (await openssl(['verify', '-purpose', 'sslclient', '-CAfile', CA.kubernetes, w('addons').cert])).stdout,
+    ).toBe(`${w('addons').cert}: OK`);
+    await ensurePki(root, plan);
+    expect((await readFile(at(rel))).equals(before)).toBe(true);
   });
 
   test('ssh-keygen -y of the private key equals the published public key', async () => {

@@ -53,8 +53,16 @@ test('writes every file under secrets/<path>, files 0600, directories 0700, no t
     expect(await readFile(p, 'utf8')).toBe(f.content);
     expect(await mode(p)).toBe(0o600);
   }
-  for (const d of ['', 'secure', 'secure/manifests']) expect(await mode(path.join(secrets, d))).toBe(0o700);
-  expect(await tree(secrets)).toEqual(['secure', ...files.map((f) => f.path), 'secure/manifests'].sort());
+  // every directory above a file: secure, secure/manifests, secure/addons/<component>...
+  const dirs = new Set(
+    files.flatMap((f) => {
+      const parts = f.path.split('/').slice(0, -1);
+      return parts.map((_, i) => parts.slice(0, i + 1).join('/'));
+    }),
+  );
+  expect(dirs).toContain('secure/manifests');
+  for (const d of ['', ...dirs]) expect(await mode(path.join(secrets, d))).toBe(0o700);
+  expect(await tree(secrets)).toEqual([...dirs, ...files.map((f) => f.path)].sort());
 });
 
 test('the mode given is the mode on disk, whatever the umask', async () => {

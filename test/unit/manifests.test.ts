@@ -108,8 +108,12 @@ beforeAll(async () => {
 });
 
 describe('platform/manifests for play.env', () => {
-  test('renders the four control-plane static pods, all files 0600', () => {
+  test('renders the four control-plane static pods and the add-ons, all files 0600', () => {
     expect(files.map((f) => f.path)).toEqual([
+      'secure/addons/cluster-admins/cluster-role-binding.yaml',
+      'secure/addons/kubelet-tls-bootstrap/cluster-role-binding-kubelet-bootstrap.yaml',
+      'secure/addons/kubelet-tls-bootstrap/cluster-role-binding-node-autoapprove-bootstrap.yaml',
+      'secure/addons/kubelet-tls-bootstrap/cluster-role-binding-node-autoapprove-certificate-rotation.yaml',
       'secure/audit-policy.yaml',
       'secure/manifests/etcd.yaml',
       'secure/manifests/kube-apiserver.yaml',

@@ -33,6 +33,7 @@ const plan: PkiPlan = {
 const KUBECONFIGS = [
   'secure/controller-manager.conf',
   'secure/scheduler.conf',
+  'secure/addons.conf',
   'locked/admin.conf',
   'locked/super-admin.conf',
   'compute/bootstrap-kubelet.conf',
@@ -263,22 +264,57 @@ describe('kubeconfigs and the bootstrap token', () => {
     expect(servers).toEqual({
       'secure/controller-manager.conf': 'https://127.0.0.1:6443',
       'secure/scheduler.conf': 'https://127.0.0.1:6443',
+      'secure/addons.conf': 'https://127.0.0.1:6443',
       'locked/admin.conf': 'https://kube-unit-env.example.com:443',
       'locked/super-admin.conf': 'https://kube-unit-env.example.com:443',
       'compute/bootstrap-kubelet.conf': 'https://kube.unit-env.internal:443',
       'secure/bootstrap-kubelet.conf': 'https://127.0.0.1:6443',
     });
     const subjects: Record<string, string> = {};
-    for (const rel of KUBECONFIGS.slice(0, 4)) {
+    for (const rel of KUBECONFIGS.filter((k) => !k.endsWith('bootstrap-kubelet.conf'))) {
       const k = parseKubeconfig(await read(pristine, rel), rel);
       subjects[rel] = new X509Certificate(k.clientCertPem!).subject.replace(/\n/g, ', ');
     }
     expect(subjects).toEqual({
       'secure/controller-manager.conf': 'CN=system:kube-controller-manager',
       'secure/scheduler.conf': 'CN=system:kube-scheduler',
+      'secure/addons.conf': 'O=system:masters, CN=kube-platform:addon-manager',
       'locked/admin.conf': 'O=kubeadm:cluster-admins, CN=kubernetes-admin',
       'locked/super-admin.conf': 'O=system:masters, CN=kubernetes-super-admin',
     });
+  });
+
+  test('addons.conf: the add-on applier on masters, made once, never regenerated', async () => {
+    const root = await tmp();
+    const rel = 'secure/addons.conf';
+    const first = await ensurePki(root, plan);
+    expect(first.created).toContain(rel);
+    const bytes = await readFile(path.join(root, rel));
+    const k = parseKubeconfig(bytes.toString('utf8'), rel);
+    expect(k.server).toBe('https://127.0.0.1:6443');
+    expect(k.insecureSkipTlsVerify).toBe(false);
+    expect(k.caPem).toBe(await read(root, 'secure/pki/ca.crt'));
+    const c = new X509Certificate(k.clientCertPem!);
+    expect(c.subject.split('\n')).toEqual(['O=system:masters', 'CN=kube-platform:addon-manager']);
+    expect(c.verify((await cert(root, 'secure/pki/ca.crt')).publicKey)).toBe(true);
+    expect(c.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']); // extKeyUsage clientAuth only
+    // masters only: in the secure layer and in no other
+    expect((await listFiles(root)).filter((f) => f.endsWith('/addons.conf'))).toEqual([rel]);
+
+    // a second run, and a run that reissues something else, leave it byte-identical
+    const second = await ensurePki(root, plan);
+    expect(second.created).toEqual([]);
+    expect(second.kept).toContain(rel);
+    await unlink(path.join(root, 'secure/scheduler.conf'));
+    expect((await ensurePki(root, plan)).created).toEqual(['secure/scheduler.conf']);
+    expect((await readFile(path.join(root, rel))).equals(bytes)).toBe(true);
+
+    // deleted: reissued alone, with a new key and certificate
+    await unlink(path.join(root, rel));
+    expect((await ensurePki(root, plan)).created).toEqual([rel]);
+    const again = parseKubeconfig(await read(root, rel), rel);
+    expect(again.clientKeyPem).not.toEqual(k.clientKeyPem);
+    expect(new X509Certificate(again.clientCertPem!).subject).toBe(c.subject);
   });
 
   test('an insecure-skip-tls-verify or a stale CA in a kubeconfig is rewritten away, the credentials kept', async () => {
@@ -380,6 +416,7 @@ describe('permissions, logs, expiry, plan', () => {
     expect(warned).toContain('secure/pki/apiserver.crt');
     expect(warned).toContain('secure/pki/etcd/members/etcd-0/peer.crt');
     expect(warned).toContain('locked/admin.conf'); // client certificate inside the kubeconfig
+    expect(warned).toContain('secure/addons.conf');
     expect(warned).not.toContain('secure/pki/ca.crt');
     expect(warned).not.toContain('secure/bootstrap-kubelet.conf'); // token only
     for (const e of r.expiring) {

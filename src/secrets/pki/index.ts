@@ -7,6 +7,15 @@
 export { type EnsureOptions, type EnsureResult, ensurePki } from './ensure.js';
 export { checkExpiry, DEFAULT_WARN_DAYS, type Expiring } from './expiry.js';
 export { parseKubeconfig, renderKubeconfig } from './kubeconfig.js';
-export { bootstrapKubeconfigs, CAS, leafSpecs, PATHS, sshPaths } from './layout.js';
+export {
+  ADDON_MANAGER_USER,
+  bootstrapKubeconfigs,
+  CAS,
+  LOCAL_APISERVER,
+  leafSpecs,
+  MASTERS_GROUP,
+  PATHS,
+  sshPaths,
+} from './layout.js';
 export { DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, type PkiPlan, pkiPlanFor, validatePlan } from './plan.js';
 export { BOOTSTRAP_TOKEN_RE } from './token.js';

@@ -53,6 +53,8 @@ export const PATHS = {
   workerBootstrapKubeconfig: 'compute/bootstrap-kubelet.conf',
   /** masters' kubelet `--bootstrap-kubeconfig`, to the local apiserver */
   masterBootstrapKubeconfig: 'secure/bootstrap-kubelet.conf',
+  /** the add-on applier's kubeconfig on masters (kp-addons.service), see {@link ADDON_MANAGER_USER} */
+  addonsKubeconfig: 'secure/addons.conf',
 } as const;
 
 /** The SSH key pair of the environment: private key for operators, public key for every node. */
@@ -95,6 +97,26 @@ export const LOCAL_APISERVER = 'https://127.0.0.1:6443';
  */
 export const CLUSTER_ADMINS_GROUP = 'kubeadm:cluster-admins';
 export const MASTERS_GROUP = 'system:masters';
+
+/**
+ * The cluster add-on applier on the masters: `kp-addons.service` (cloud-init, master.yaml.tftpl)
+ * runs `kubectl --kubeconfig /etc/kubernetes/addons.conf apply --server-side -R -f
+ * /etc/kubernetes/addons/` against the local API server. The user name is this CN; the
+ * manifests it applies are platform/manifests/secure/addons/.
+ *
+ * Why `system:masters` (RBAC bypassed, not revocable short of rotating the CA): the first
+ * add-ons are the RBAC objects themselves (the kubelet TLS-bootstrapping bindings,
+ * `kubeadm:cluster-admins`), and only a superuser can create a binding before any binding
+ * exists; RBAC forbids granting permissions one does not hold (privilege-escalation
+ * prevention, https://kubernetes.io/docs/reference/access-authn-authz/rbac/#privilege-escalation-prevention-and-bootstrapping).
+ * kubeadm does the same step with super-admin.conf (also `system:masters`) on the master.
+ * It adds no power where it lives: the file is in the `secure` layer, on masters only,
+ * which already hold the Kubernetes CA key (`secure/pki/ca.key`) and could mint this
+ * identity or any other. The operators' break-glass `locked/super-admin.conf` is not
+ * shipped to nodes for this: the applier gets its own certificate (CN names it in the
+ * audit log) and its own file.
+ */
+export const ADDON_MANAGER_USER = 'kube-platform:addon-manager';
 
 const client = (cn: string, o: string[] = []): CertProfile => ({
   cn,
@@ -209,6 +231,14 @@ export function leafSpecs(plan: PkiPlan): LeafSpec[] {
       path: 'secure/scheduler.conf',
       server: LOCAL_APISERVER,
       profile: client('system:kube-scheduler'),
+    },
+    {
+      kind: 'kubeconfig',
+      name: 'addon-manager',
+      ca: 'kubernetes',
+      path: PATHS.addonsKubeconfig,
+      server: LOCAL_APISERVER,
+      profile: client(ADDON_MANAGER_USER, [MASTERS_GROUP]), // see ADDON_MANAGER_USER for why system:masters
     },
     {
       kind: 'kubeconfig',

@@ -1,0 +1,315 @@
+import { mkdtempSync } from 'node:fs';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { parse as parseYaml, stringify } from 'yaml';
+import { parseEnvironment } from '../../src/config/load.js';
+import { exec } from '../../src/exec/index.js';
+import { setLogSink } from '../../src/log.js';
+import { terraformDir, toolkitRoot } from '../../src/paths.js';
+import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
+import { tfVars } from '../../src/terraform/vars.js';
+
+/**
+ * The masters' cloud-init, as EC2 receives it: platform/terraform's `local.user_data`
+ * rendered by the real terraform from the real templates and variables (user-data.tf and
+ * variables.tf copied beside an output; no provider is needed), for environments/play.env.
+ * Checked: the add-on applier (kp-addons script, service and timer) is installed and enabled
+ * on masters only, systemd accepts its units, the user data stays within EC2's 16 KiB, and
+ * the script, run for real, waits for its files and for the API server's /readyz (through
+ * kubectl and addons.conf, TLS verified) before it applies /etc/kubernetes/addons/.
+ */
+
+const root = toolkitRoot();
+const work = mkdtempSync(path.join(os.tmpdir(), 'cloud-init-'));
+const SCRIPT = '/usr/local/sbin/kp-addons';
+const SERVICE = '/etc/systemd/system/kp-addons.service';
+const TIMER = '/etc/systemd/system/kp-addons.timer';
+
+interface CloudConfig {
+  write_files: { path: string; permissions: string; content: string }[];
+  runcmd: string[][];
+}
+
+let userData: Record<'masters' | 'workers' | 'bastion', string>;
+let master: CloudConfig;
+let files: Map<string, { permissions: string; content: string }>;
+let restoreLog: () => void;
+
+/** Renders platform/terraform's user data with terraform itself: `terraform output -json user_data`. */
+async function renderUserData(): Promise<typeof userData> {
+  const dir = path.join(work, 'tf');
+  await mkdir(dir);
+  for (const f of ['variables.tf', 'user-data.tf']) await cp(path.join(terraformDir(), f), path.join(dir, f));
+  await cp(path.join(terraformDir(), 'templates'), path.join(dir, 'templates'), { recursive: true });
+  await writeFile(path.join(dir, 'outputs.tf'), 'output "user_data" {\n  value = local.user_data\n}\n');
+  const cfg = parseEnvironment(
+    'play-ci',
+    await readFile(path.join(root, 'environments', 'play.env'), 'utf8'),
+    'environments/play.env',
+  );
+  const sha = 'ab'.repeat(32);
+  const vars = tfVars(cfg, {
+    amiId: 'ami-0123456789abcdef0',
+    sshPublicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1tZXJlbHktdGhlLXJlbmRlcmluZy10ZXN0LWtleQ play-ci',
+    secretsBucket: 'kp-play-ci-123456789012-eu-west-1-secrets',
+    kmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/01234567-89ab-cdef-0123-456789abcdef',
+    agentBucket: 'kp-play-ci-123456789012-eu-west-1-state',
+    agentObjectKey: `agent/manifest-sync-${sha}.mjs`,
+    agentSha256: sha,
+  });
+  await writeFile(path.join(dir, 'terraform.tfvars.json'), JSON.stringify(vars));
+  await writeFile(path.join(dir, 'cli.tfrc'), '');
+  const env = {
+    TF_CLI_CONFIG_FILE: path.join(dir, 'cli.tfrc'),
+    TF_IN_AUTOMATION: '1',
+    CHECKPOINT_DISABLE: '1',
+  };
+  await exec('terraform', ['init', '-input=false', '-no-color'], { cwd: dir, env });
+  await exec('terraform', ['apply', '-auto-approve', '-input=false', '-no-color'], { cwd: dir, env });
+  // -json: the exact strings (the subprocess wrapper trims a final newline from raw output)
+  return JSON.parse((await exec('terraform', ['output', '-json', 'user_data'], { cwd: dir, env })).stdout);
+}
+
+beforeAll(async () => {
+  restoreLog = setLogSink(() => {});
+  userData = await renderUserData();
+  master = parseYaml(userData.masters) as CloudConfig;
+  files = new Map(master.write_files.map((f) => [f.path, f]));
+}, 120_000);
+
+afterAll(async () => {
+  restoreLog();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("masters' user data", () => {
+  test('installs the kp-addons script, service and timer, and enables the timer at first boot', () => {
+    expect(userData.masters.startsWith('#cloud-config\n')).toBe(true);
+    expect(files.get(SCRIPT)?.permissions).toBe('0755');
+    expect(files.get(SCRIPT)?.content.startsWith('#!/bin/bash\n')).toBe(true);
+    expect(files.get(SERVICE)?.permissions).toBe('0644');
+    expect(files.get(TIMER)?.permissions).toBe('0644');
+    const enabled = master.runcmd.filter((c) => c[0] === 'systemctl' && c[1] === 'enable');
+    const started = master.runcmd.filter((c) => c[0] === 'systemctl' && c[1] === 'start');
+    expect(enabled.flat()).toContain('kp-addons.timer');
+    expect(started.flat()).toContain('kp-addons.timer');
+    // the timer starts the service; the service itself is not enabled
+    expect(master.runcmd.flat()).not.toContain('kp-addons.service');
+    // after kp-install, which installs kubectl (install-node.sh.tftpl), and after daemon-reload
+    const at = (cmd: string[]) => master.runcmd.findIndex((c) => c.join(' ') === cmd.join(' '));
+    const enable = master.runcmd.findIndex((c) => c[1] === 'enable' && c.includes('kp-addons.timer'));
+    expect(enable).toBeGreaterThan(at(['/usr/local/sbin/kp-install']));
+    expect(enable).toBeGreaterThan(at(['systemctl', 'daemon-reload']));
+  });
+
+  test('the units: a oneshot after kubelet, every 60 s from boot', () => {
+    const lines = (text: string) => text.split('\n').filter((l) => /^\w+=/.test(l));
+    expect(lines(files.get(SERVICE)!.content)).toEqual(
+      expect.arrayContaining(['After=kubelet.service', 'Type=oneshot', `ExecStart=${SCRIPT}`]),
+    );
+    expect(lines(files.get(TIMER)!.content)).toEqual(
+      expect.arrayContaining(['OnBootSec=60', 'OnUnitActiveSec=60', 'WantedBy=timers.target']),
+    );
+  });
+
+  test('the script uses /etc/kubernetes/addons.conf and /etc/kubernetes/addons/', () => {
+    const script = files.get(SCRIPT)!.content;
+    expect(script).toContain('k=/etc/kubernetes\n');
+    expect(script).toContain('--kubeconfig=$k/addons.conf');
+    expect(script).toContain('-R -f $k/addons/\n');
+    expect(script).not.toMatch(/insecure|curl -k|\$\$\{/);
+  });
+
+  test('workers and the bastion do not run it (they hold no addons.conf)', () => {
+    for (const role of ['workers', 'bastion'] as const) expect(userData[role]).not.toContain('kp-addons');
+  });
+
+  test("every role's user data is within EC2's 16 KiB limit", () => {
+    // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/user-data.html: 16 KB before base64
+    const sizes = Object.fromEntries(
+      Object.entries(userData).map(([role, ud]) => [role, Buffer.byteLength(ud, 'utf8')]),
+    );
+    process.stderr.write(`user data sizes (bytes of 16384): ${JSON.stringify(sizes)}\n`);
+    for (const size of Object.values(sizes)) expect(size).toBeLessThanOrEqual(16_384);
+  });
+
+  test('systemd accepts the service and the timer (systemd-analyze verify)', async () => {
+    const dir = path.join(work, 'units');
+    await mkdir(dir);
+    const script = path.join(dir, 'kp-addons');
+    await writeFile(script, files.get(SCRIPT)!.content, { mode: 0o755 });
+    // ExecStart must name an executable that exists here: the same script, at another path
+    const service = files.get(SERVICE)!.content.replace(`ExecStart=${SCRIPT}`, `ExecStart=${script}`);
+    await writeFile(path.join(dir, 'kp-addons.service'), service);
+    await writeFile(path.join(dir, 'kp-addons.timer'), files.get(TIMER)!.content);
+    const verify = () =>
+      exec(
+        'systemd-analyze',
+        ['verify', '--man=no', '--generators=no', 'kp-addons.service', 'kp-addons.timer'],
+        {
+          cwd: dir,
+          reject: false,
+        },
+      );
+    const ok = await verify();
+    expect(ok.stderr).toBe('');
+    expect(ok.exitCode).toBe(0);
+    // not vacuous: a misspelt key is reported
+    await writeFile(
+      path.join(dir, 'kp-addons.timer'),
+      files.get(TIMER)!.content.replace('OnBootSec=60', 'OnBootSecs=60'),
+    );
+    expect((await verify()).stderr).toContain("Unknown key 'OnBootSecs' in section [Timer]");
+  });
+});
+
+describe('the kp-addons script, run', () => {
+  /** /etc/kubernetes of a pretend master, and the PKI whose addons.conf lands there */
+  let etc: string;
+  let secrets: string;
+  let script: string;
+  /** a directory with a recording kubectl, prepended to PATH where a test wants it */
+  let fakeBin: string;
+  const calls = () => path.join(work, 'kubectl-calls');
+
+  beforeAll(async () => {
+    etc = path.join(work, 'etc-kubernetes');
+    secrets = path.join(work, 'secrets');
+    await mkdir(etc);
+    const cfg = parseEnvironment(
+      'play-ci',
+      await readFile(path.join(root, 'environments', 'play.env'), 'utf8'),
+      'environments/play.env',
+    );
+    await ensurePki(secrets, pkiPlanFor(cfg));
+    // The script as shipped, with its two fixed paths pointed into this test's directory.
+    const shipped = files.get(SCRIPT)!.content;
+    const cacheFlag = '--cache-dir=/var/cache/kp-addons';
+    expect(shipped.split('k=/etc/kubernetes\n')).toHaveLength(2);
+    expect(shipped.split(cacheFlag)).toHaveLength(2);
+    script = path.join(work, 'kp-addons');
+    await writeFile(
+      script,
+      shipped
+        .replace('k=/etc/kubernetes\n', `k=${etc}\n`)
+        .replace(cacheFlag, `--cache-dir=${work}/kubectl-cache`),
+      { mode: 0o755 },
+    );
+    // Stands in for kubectl where no API server can: records its arguments, answers /readyz
+    // with "ok" and exits with $APPLY_RC for apply.
+    fakeBin = path.join(work, 'fake-bin');
+    await mkdir(fakeBin);
+    await writeFile(
+      path.join(fakeBin, 'kubectl'),
+      [
+        '#!/bin/bash',
+        `printf '%s\\n' "$*" >>${calls()}`,
+        'case " $* " in',
+        '*" get --raw=/readyz "*) echo ok ;;',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+        '*" apply "*) exit "${APPLY_RC:-0}" ;;',
+        '*) exit 99 ;;',
+        'esac',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+  });
+
+  const run = (env: Record<string, string> = {}) => exec(script, [], { cwd: work, env, reject: false });
+  const withFake = () => ({ PATH: `${fakeBin}:${process.env.PATH}` });
+  /** addons.conf from the PKI, pointed at `server` (the file itself targets https://127.0.0.1:6443) */
+  async function installAddonsConf(server: string): Promise<void> {
+    const doc = parseYaml(await readFile(path.join(secrets, 'secure', 'addons.conf'), 'utf8'));
+    doc.clusters[0].cluster.server = server;
+    await writeFile(path.join(etc, 'addons.conf'), stringify(doc, { lineWidth: 0 }), { mode: 0o600 });
+  }
+  /** An HTTPS server with the given certificate that requires a client certificate of the cluster CA. */
+  async function tlsServer(certRel: string, keyRel: string, status: number) {
+    const seen: { path: string; client: Record<string, unknown> }[] = [];
+    const server: Server = createServer(
+      {
+        cert: await readFile(path.join(secrets, certRel)),
+        key: await readFile(path.join(secrets, keyRel)),
+        ca: await readFile(path.join(secrets, 'secure/pki/ca.crt')),
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (req, res) => {
+        const peer = (req.socket as TLSSocket).getPeerCertificate();
+        seen.push({ path: req.url ?? '', client: { ...peer.subject } });
+        res.writeHead(status, { 'content-type': 'text/plain' });
+        res.end(status === 200 ? 'ok' : '[-]etcd failed: reason withheld\nreadyz check failed\n');
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return { url, seen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  }
+
+  test('before manifest-sync delivered its files: logs why, exits 0, runs no kubectl', async () => {
+    await rm(calls(), { force: true });
+    const r = await run(withFake());
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toBe(`kp-addons: ${etc}/addons.conf or ${etc}/addons/ not synced yet`);
+    await expect(readFile(calls(), 'utf8')).rejects.toThrow();
+  });
+
+  test('API server not ready (/readyz 503): real kubectl, TLS verified both ways, exits 0', async () => {
+    await mkdir(path.join(etc, 'addons'), { recursive: true });
+    const api = await tlsServer('secure/pki/apiserver.crt', 'secure/pki/apiserver.key', 503);
+    try {
+      await installAddonsConf(api.url);
+      const r = await run();
+      expect(r.exitCode).toBe(0);
+      expect(r.stderr).toMatch(/^kp-addons: API server not ready: /);
+      // kubectl trusted the server through the cluster CA and authenticated as the applier
+      // (kubectl asks /version before a raw request)
+      expect(api.seen.map((s) => s.path).at(-1)).toBe('/readyz?timeout=5s');
+      for (const s of api.seen)
+        expect(s.client).toEqual({ O: 'system:masters', CN: 'kube-platform:addon-manager' });
+    } finally {
+      await api.close();
+    }
+  });
+
+  test('a server certificate of another CA is refused (no insecure-skip-tls-verify): exits 0, nothing sent', async () => {
+    // an etcd member's server certificate: valid for 127.0.0.1, but issued by the etcd CA
+    const impostor = await tlsServer(
+      'secure/pki/etcd/members/etcd-0/server.crt',
+      'secure/pki/etcd/members/etcd-0/server.key',
+      200,
+    );
+    try {
+      await installAddonsConf(impostor.url);
+      const r = await run();
+      expect(r.exitCode).toBe(0);
+      expect(r.stderr).toMatch(
+        /^kp-addons: API server not ready: .*x509: certificate signed by unknown authority/,
+      );
+      expect(impostor.seen).toEqual([]);
+    } finally {
+      await impostor.close();
+    }
+  });
+
+  test('API server ready: server-side apply of the add-on directory with addons.conf; its exit code is the unit result', async () => {
+    await installAddonsConf('https://127.0.0.1:6443');
+    await rm(calls(), { force: true });
+    const ok = await run(withFake());
+    expect(ok.exitCode).toBe(0);
+    const common = `--kubeconfig=${etc}/addons.conf --cache-dir=${work}/kubectl-cache`;
+    expect((await readFile(calls(), 'utf8')).split('\n')).toEqual([
+      `${common} get --raw=/readyz --request-timeout=5s`,
+      `${common} apply --server-side --field-manager=kube-platform --force-conflicts -R -f ${etc}/addons/`,
+      '',
+    ]);
+    // a failed apply fails the unit (visible in systemctl --failed and the journal)
+    const failed = await run({ ...withFake(), APPLY_RC: '1' });
+    expect(failed.exitCode).toBe(1);
+  });
+});
