@@ -64,53 +64,76 @@ module "api_lb_internal" {
   security_group_id = module.network.security_group_ids.api_internal
 }
 
+# The launch template of each kind of node (modules/launch-template), keyed like the node roles
+# of user-data.tf and the IAM roles: name (the template <environment>-<name>, the Name tag of
+# the instances and root volumes), layer (their Layer tag), what (the template's description),
+# root volume size in GiB. Only the bastion has a public address.
+locals {
+  launch_templates = {
+    masters = { name = "secure", layer = "secure", what = "masters", instance_type = var.master_instance_type, root_volume_size = 30, public_ip = false }
+    workers = { name = "compute", layer = "compute", what = "worker pool compute", instance_type = var.worker_instance_type, root_volume_size = 50, public_ip = false }
+    bastion = { name = "bastion", layer = "bastion", what = "bastion", instance_type = var.bastion_instance_type, root_volume_size = 20, public_ip = true }
+  }
+}
+
+module "launch_template" {
+  source   = "./modules/launch-template"
+  for_each = local.launch_templates
+
+  environment                 = var.environment
+  name                        = each.value.name
+  layer                       = each.value.layer
+  description                 = "kube-platform ${var.environment} ${each.value.what}"
+  ami_id                      = var.ami_id
+  root_device_name            = data.aws_ami.node.root_device_name
+  instance_type               = each.value.instance_type
+  key_name                    = aws_key_pair.this.key_name
+  instance_profile_name       = module.iam.instance_profile_names[each.key]
+  security_group_ids          = [module.network.security_group_ids[each.key]]
+  associate_public_ip_address = each.value.public_ip
+  user_data                   = local.user_data[each.key]
+  root_volume_size            = each.value.root_volume_size
+}
+
 module "masters" {
   source = "./modules/masters"
 
-  environment           = var.environment
-  members               = var.etcd_members
-  subnet_ids_by_zone    = module.network.subnet_ids_by_zone.secure
-  subnet_cidrs_by_zone  = zipmap(var.availability_zones, var.secure_subnets)
-  security_group_id     = module.network.security_group_ids.masters
-  instance_profile_name = module.iam.instance_profile_names.masters
-  ami_id                = var.ami_id
-  root_device_name      = data.aws_ami.node.root_device_name
-  instance_type         = var.master_instance_type
-  key_name              = aws_key_pair.this.key_name
-  user_data             = local.user_data.masters
-  kms_key_arn           = var.kms_key_arn
-  target_group_arns     = [module.api_lb_public.target_group_arn, module.api_lb_internal.target_group_arn]
+  environment          = var.environment
+  members              = var.etcd_members
+  subnet_ids_by_zone   = module.network.subnet_ids_by_zone.secure
+  subnet_cidrs_by_zone = zipmap(var.availability_zones, var.secure_subnets)
+  security_group_id    = module.network.security_group_ids.masters
+  launch_template      = module.launch_template["masters"]
+  kms_key_arn          = var.kms_key_arn
+  target_group_arns    = [module.api_lb_public.target_group_arn, module.api_lb_internal.target_group_arn]
 }
 
 module "workers" {
   source = "./modules/workers"
 
-  environment           = var.environment
-  name                  = "compute"
-  subnet_ids            = module.network.subnet_ids.compute
-  security_group_ids    = [module.network.security_group_ids.workers]
-  instance_profile_name = module.iam.instance_profile_names.workers
-  ami_id                = var.ami_id
-  root_device_name      = data.aws_ami.node.root_device_name
-  instance_type         = var.worker_instance_type
-  key_name              = aws_key_pair.this.key_name
-  user_data             = local.user_data.workers
-  desired_count         = var.worker_count
-  max_count             = var.worker_max
+  environment     = var.environment
+  name            = local.launch_templates.workers.name
+  layer           = local.launch_templates.workers.layer
+  subnet_ids      = module.network.subnet_ids.compute
+  launch_template = module.launch_template["workers"]
+  desired_count   = var.worker_count
+  max_count       = var.worker_max
 }
 
+# The bastion is a pool of exactly one, with a public address, in the mgmt subnets: the only
+# host reachable by SSH from outside (operators reach the private nodes by ProxyJump); the
+# ASG replaces it, in another zone if one fails.
 module "bastion" {
-  source = "./modules/bastion"
+  source = "./modules/workers"
 
-  environment           = var.environment
-  subnet_ids            = module.network.subnet_ids.mgmt
-  security_group_id     = module.network.security_group_ids.bastion
-  instance_profile_name = module.iam.instance_profile_names.bastion
-  ami_id                = var.ami_id
-  root_device_name      = data.aws_ami.node.root_device_name
-  instance_type         = var.bastion_instance_type
-  key_name              = aws_key_pair.this.key_name
-  user_data             = local.user_data.bastion
+  environment     = var.environment
+  name            = local.launch_templates.bastion.name
+  layer           = local.launch_templates.bastion.layer
+  subnet_ids      = module.network.subnet_ids.mgmt
+  launch_template = module.launch_template["bastion"]
+  min_count       = 1
+  desired_count   = 1
+  max_count       = 1
 }
 
 module "dns" {

@@ -79,6 +79,6 @@ output "ssh_user" {
 }
 
 output "user_data_sizes" {
-  description = "Size in bytes of each node role's cloud-init user data (EC2 allows 16384)."
-  value       = { for role, ud in local.user_data : role => length(ud) }
+  description = "Size in bytes of each node role's cloud-init user data as EC2 receives it, gzip-compressed (EC2 allows 16384)."
+  value       = { for role, lt in module.launch_template : role => lt.user_data_size }
 }

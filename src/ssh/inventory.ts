@@ -7,7 +7,7 @@ import { type HostKey, parseConsoleHostKeys } from './known-hosts.js';
  * bastion and the private nodes, and the host keys instances print to their console.
  */
 
-/** True for the environment's bastion: Layer tag `bastion` or Name `<env>-bastion` (platform/terraform/modules/bastion). */
+/** True for the environment's bastion: Layer tag `bastion` or Name `<env>-bastion` (platform/terraform main.tf, module "bastion"). */
 export function isBastion(row: InstanceRow, env: string): boolean {
   return row.layer === 'bastion' || row.name === `${env}-bastion`;
 }

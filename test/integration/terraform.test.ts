@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import {
   DescribeInstancesCommand,
@@ -155,13 +156,15 @@ describe('platform/terraform against the local AWS', () => {
         'module.masters.aws_ebs_volume.this["etcd-1"]',
         'module.workers.aws_autoscaling_group.this',
         'module.bastion.aws_autoscaling_group.this',
+        'module.launch_template["masters"].aws_launch_template.this',
+        'module.launch_template["bastion"].aws_launch_template.this',
         'module.api_lb_public.aws_lb.this',
         'module.dns.aws_route53_zone.private',
       ]),
     );
     expect(plan.addresses).not.toContain('module.dns.aws_route53_zone.public[0]'); // manage_public_zone = false
     const text = await tf.showPlan(planFile);
-    expect(text).toContain('module.masters.aws_launch_template.this will be created');
+    expect(text).toContain('module.launch_template["masters"].aws_launch_template.this will be created');
   }, 180_000);
 
   test('apply: ASGs up, instances running with their Name/Environment/Layer tags', async () => {
@@ -183,6 +186,20 @@ describe('platform/terraform against the local AWS', () => {
       'tf-it-etcd-2': 1,
       'tf-it-compute': 2,
       'tf-it-bastion': 1,
+    });
+    // each ASG launches the latest version of its kind of node's launch template
+    const launches = Object.fromEntries(
+      (groups.AutoScalingGroups ?? []).map((g) => [
+        g.AutoScalingGroupName,
+        [g.LaunchTemplate?.LaunchTemplateName, g.LaunchTemplate?.Version],
+      ]),
+    );
+    expect(launches).toEqual({
+      'tf-it-etcd-0': ['tf-it-secure', '1'],
+      'tf-it-etcd-1': ['tf-it-secure', '1'],
+      'tf-it-etcd-2': ['tf-it-secure', '1'],
+      'tf-it-compute': ['tf-it-compute', '1'],
+      'tf-it-bastion': ['tf-it-bastion', '1'],
     });
 
     const reservations = await ec2.send(
@@ -241,29 +258,79 @@ describe('platform/terraform against the local AWS', () => {
   });
 
   test('launch templates: IMDSv2 only, encrypted root volume, cloud-init within 16 KiB that starts manifest-sync', async () => {
-    const expected: Record<string, string[]> = {
-      'tf-it-secure': [
-        'manifest-sync@common.service',
-        'manifest-sync@secure.service',
-        'kp-etcd-claim.service',
-      ],
-      'tf-it-compute': ['manifest-sync@common.service', 'manifest-sync@compute.service'],
-      'tf-it-bastion': ['manifest-sync@common.service'],
+    const sgs = (await tf.output()).security_group_ids as Record<string, string>;
+    const expected: Record<
+      string,
+      { role: string; layer: string; rootGiB: number; publicIp: boolean; units: string[] }
+    > = {
+      'tf-it-secure': {
+        role: 'masters',
+        layer: 'secure',
+        rootGiB: 30,
+        publicIp: false,
+        units: ['manifest-sync@common.service', 'manifest-sync@secure.service', 'kp-etcd-claim.service'],
+      },
+      'tf-it-compute': {
+        role: 'workers',
+        layer: 'compute',
+        rootGiB: 50,
+        publicIp: false,
+        units: ['manifest-sync@common.service', 'manifest-sync@compute.service'],
+      },
+      'tf-it-bastion': {
+        role: 'bastion',
+        layer: 'bastion',
+        rootGiB: 20,
+        publicIp: true,
+        units: ['manifest-sync@common.service'],
+      },
     };
-    for (const [name, units] of Object.entries(expected)) {
+    const outputs = await tf.output();
+    for (const [name, { role, layer, rootGiB, publicIp, units }] of Object.entries(expected)) {
       const r = await ec2.send(
         new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: name, Versions: ['$Latest'] }),
       );
       const data = r.LaunchTemplateVersions?.[0]?.LaunchTemplateData;
-      expect(data?.MetadataOptions?.HttpTokens).toBe('required');
+      expect(data?.MetadataOptions).toEqual({
+        HttpEndpoint: 'enabled',
+        HttpTokens: 'required',
+        HttpPutResponseHopLimit: 1,
+        InstanceMetadataTags: 'enabled',
+      });
+      expect(data?.IamInstanceProfile?.Name).toBe(`tf-it-${role}`);
+      expect(data?.BlockDeviceMappings).toHaveLength(1);
       expect(data?.BlockDeviceMappings?.[0]?.DeviceName).toBe('/dev/sda1'); // the AMI's root device
-      expect(data?.BlockDeviceMappings?.[0]?.Ebs?.Encrypted).toBe(true);
+      expect(data?.BlockDeviceMappings?.[0]?.Ebs).toEqual(
+        expect.objectContaining({ Encrypted: true, VolumeType: 'gp3', VolumeSize: rootGiB }),
+      );
       const volumeTags = data?.TagSpecifications?.find((t) => t.ResourceType === 'volume')?.Tags ?? [];
-      expect(volumeTags).toEqual(expect.arrayContaining([{ Key: 'Environment', Value: 'tf-it' }]));
+      expect(volumeTags).toEqual(
+        expect.arrayContaining([
+          { Key: 'Environment', Value: 'tf-it' },
+          { Key: 'Layer', Value: layer },
+          { Key: 'Name', Value: name },
+        ]),
+      );
+      // the bastion's security group sits on the network interface that asks for a public
+      // address (EC2 refuses groups in both places); the other nodes have private addresses only
+      if (publicIp) {
+        expect(data?.SecurityGroupIds ?? []).toEqual([]);
+        expect(data?.NetworkInterfaces).toEqual([
+          expect.objectContaining({ DeviceIndex: 0, AssociatePublicIpAddress: true, Groups: [sgs[role]] }),
+        ]);
+      } else {
+        expect(data?.SecurityGroupIds).toEqual([sgs[role]]);
+        expect(data?.NetworkInterfaces ?? []).toEqual([]);
+      }
 
-      const userData = Buffer.from(data?.UserData ?? '', 'base64').toString('utf8');
+      // shipped gzip-compressed (cloud-init uncompresses it); the output reports the
+      // compressed size, which is what EC2 limits to 16 KiB
+      const shipped = Buffer.from(data?.UserData ?? '', 'base64');
+      expect(shipped.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b])); // gzip magic (RFC 1952)
+      expect(shipped.length).toBeLessThanOrEqual(16384);
+      expect(shipped.length).toBe((outputs.user_data_sizes as Record<string, number>)[role]);
+      const userData = gunzipSync(shipped).toString('utf8');
       expect(userData.startsWith('#cloud-config\n')).toBe(true);
-      expect(Buffer.byteLength(userData)).toBeLessThanOrEqual(16384);
       const doc = parseYaml(userData) as {
         write_files: { path: string; content: string }[];
         runcmd: string[][];
@@ -526,6 +593,11 @@ describe('variables.tf and the preconditions reject bad input before anything is
       (v) => ({ ...v, compute_subnets: v.compute_subnets.slice(0, 2) }),
       /exactly one subnet per availability zone/,
     ],
+    [
+      'more workers than worker_max',
+      (v) => ({ ...v, worker_count: v.worker_max + 1 }),
+      /Pool compute: need min_count \(0\) <= desired_count \(5\) <= max_count \(4\)/,
+    ],
   ];
 
   test('the good variables plan cleanly (the cases below differ by one value)', async () => {
@@ -539,6 +611,91 @@ describe('variables.tf and the preconditions reject bad input before anything is
       const r = await planWith(mutate(good), label.replace(/\W+/g, '-'));
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toMatch(message);
+    },
+    120_000,
+  );
+});
+
+describe('modules/launch-template refuses user data over 16 KiB once compressed, counted in bytes', () => {
+  let dir: string;
+  let tf: Terraform;
+
+  beforeAll(async () => {
+    // A root module of its own around the launch template module (a local backend), with the
+    // CLI configuration template the driver renders (provider mirror).
+    dir = mkdtempSync(path.join(os.tmpdir(), 'kp-tf-it-lt-'));
+    cpSync(path.join(terraformDir, 'cli.tfrc.tmpl'), path.join(dir, 'cli.tfrc.tmpl'));
+    const module = path.join(terraformDir, 'modules', 'launch-template');
+    writeFileSync(
+      path.join(dir, 'main.tf'),
+      `provider "aws" {
+  region = "${region}"
+}
+
+variable "user_data" {
+  type = string
+}
+
+module "lt" {
+  source                = ${JSON.stringify(module)}
+  environment           = "tf-it"
+  name                  = "size"
+  layer                 = "compute"
+  description           = "user data size check"
+  ami_id                = "ami-0123456789abcdef0"
+  root_device_name      = "/dev/sda1"
+  instance_type         = "t3.micro"
+  key_name              = "tf-it"
+  instance_profile_name = "tf-it-workers"
+  security_group_ids    = ["sg-0123456789abcdef0"]
+  user_data             = var.user_data
+  root_volume_size      = 8
+}
+`,
+    );
+    tf = await Terraform.create({ dir, dataDir: path.join(dir, '.data'), env: moto.env, quiet: true });
+    await exec(tf.binary, ['init', '-input=false', '-no-color'], { cwd: dir, env: tf.childEnv() });
+  }, 120_000);
+
+  async function planUserData(userData: string): Promise<{ exitCode: number; stderr: string }> {
+    const file = path.join(dir, 'user-data.tfvars.json');
+    writeFileSync(file, JSON.stringify({ user_data: userData }));
+    const r = await exec(
+      tf.binary,
+      ['plan', '-input=false', '-no-color', '-lock=false', `-var-file=${file}`],
+      {
+        cwd: dir,
+        env: tf.childEnv(),
+        reject: false,
+      },
+    );
+    return { exitCode: r.exitCode, stderr: r.stderr.replace(/[\s│╷╵]+/g, ' ').trim() };
+  }
+
+  test('compressible text far over 16 KiB is planned: it ships gzip-compressed', async () => {
+    const text = `#cloud-config\n${'write_files:\n  - path: /etc/example\n    content: same line again\n'.repeat(2000)}`;
+    expect(Buffer.byteLength(text)).toBeGreaterThan(4 * 16384);
+    expect(await planUserData(text)).toEqual({ exitCode: 0, stderr: '' });
+  }, 120_000);
+
+  test.each([
+    ['ASCII text', () => randomBytes(20_000).toString('base64')],
+    [
+      'two-byte characters',
+      () => [...randomBytes(24_000)].map((b) => String.fromCharCode(0x80 + b)).join(''),
+    ],
+  ])(
+    'incompressible %s over 16 KiB once compressed: refused, with both sizes in bytes',
+    async (_label, make) => {
+      const text = make();
+      const r = await planUserData(text);
+      expect(r.exitCode).toBe(1);
+      const m = r.stderr.match(
+        /Launch template tf-it-size: the user data is (\d+) bytes gzip-compressed \((\d+) bytes of text\); EC2 allows at most 16384\./,
+      );
+      expect(m).not.toBeNull();
+      expect(Number(m![1])).toBeGreaterThan(16384);
+      expect(Number(m![2])).toBe(Buffer.byteLength(text)); // bytes, not characters
     },
     120_000,
   );

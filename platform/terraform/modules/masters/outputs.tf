@@ -12,8 +12,3 @@ output "volume_ids" {
   description = "EBS volume ID of each etcd member, by member name."
   value       = { for name, v in aws_ebs_volume.this : name => v.id }
 }
-
-output "launch_template_id" {
-  description = "ID of the masters' launch template."
-  value       = aws_launch_template.this.id
-}

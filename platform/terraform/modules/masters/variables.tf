@@ -40,44 +40,12 @@ variable "security_group_id" {
   type        = string
 }
 
-variable "instance_profile_name" {
-  description = "IAM instance profile of the masters."
-  type        = string
-}
-
-variable "ami_id" {
-  description = "AMI of the masters."
-  type        = string
-
-  validation {
-    condition     = can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))
-    error_message = "The ami_id must be an AMI id."
-  }
-}
-
-variable "root_device_name" {
-  description = "Root device name of the AMI (e.g. /dev/sda1 on Ubuntu), for the encrypted root volume mapping."
-  type        = string
-}
-
-variable "instance_type" {
-  description = "EC2 instance type of the masters."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", var.instance_type))
-    error_message = "The instance_type must be an EC2 instance type such as t3.medium."
-  }
-}
-
-variable "key_name" {
-  description = "EC2 key pair installed for the image's default user."
-  type        = string
-}
-
-variable "user_data" {
-  description = "cloud-init user data (plain text cloud-config, at most 16 KiB: checked by the launch template)."
-  type        = string
+variable "launch_template" {
+  description = "The masters' launch template (an instance of modules/launch-template): { id, latest_version }; every member's ASG launches its latest version."
+  type = object({
+    id             = string
+    latest_version = number
+  })
 }
 
 variable "kms_key_arn" {
@@ -89,17 +57,6 @@ variable "target_group_arns" {
   description = "Load balancer target groups the masters register in (the API load balancers)."
   type        = list(string)
   default     = []
-}
-
-variable "root_volume_size" {
-  description = "Root volume size of a master, in GiB."
-  type        = number
-  default     = 30
-
-  validation {
-    condition     = var.root_volume_size >= 8 && var.root_volume_size <= 16384
-    error_message = "The root_volume_size must be 8-16384 GiB."
-  }
 }
 
 variable "etcd_volume_size" {

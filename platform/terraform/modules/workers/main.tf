@@ -1,65 +1,9 @@
-# A worker pool: a launch template and an ASG across the given subnets. Reusable: the root
-# module instantiates it once for the default pool; more pools (other instance types) are one
-# more module block with another name.
-
-locals {
-  user_data_size = length(var.user_data)
-}
-
-resource "aws_launch_template" "this" {
-  name                   = "${var.environment}-${var.name}"
-  description            = "kube-platform ${var.environment} worker pool ${var.name}"
-  image_id               = var.ami_id
-  instance_type          = var.instance_type
-  key_name               = var.key_name
-  user_data              = base64encode(var.user_data)
-  vpc_security_group_ids = var.security_group_ids
-  update_default_version = true
-
-  iam_instance_profile {
-    name = var.instance_profile_name
-  }
-
-  # IMDSv2 only; a hop limit of 1 keeps the node's role credentials away from pods.
-  metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 1
-    instance_metadata_tags      = "enabled"
-  }
-
-  lifecycle {
-    # The local AWS (moto 5.2) reports the template's own tags as an extra tag_specifications
-    # block of type "launch-template", which no template can declare: a perpetual diff. The
-    # root volume tags below are constant per environment, so ignoring later changes is safe.
-    ignore_changes = [tag_specifications]
-
-    # EC2 limits user data to 16 KiB before base64 encoding. (A local, so that the error
-    # shows the size rather than the whole document.)
-    # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html
-    precondition {
-      condition     = local.user_data_size <= 16384
-      error_message = "The user data is ${local.user_data_size} bytes; EC2 allows at most 16384."
-    }
-  }
-
-  # Root volumes carry the environment's tags (instances get theirs from the ASG).
-  tag_specifications {
-    resource_type = "volume"
-    tags          = { Name = "${var.environment}-${var.name}", Environment = var.environment, Layer = "compute", ManagedBy = "kube-platform" }
-  }
-
-  block_device_mappings {
-    device_name = var.root_device_name
-
-    ebs {
-      volume_size           = var.root_volume_size
-      volume_type           = "gp3"
-      encrypted             = true
-      delete_on_termination = true
-    }
-  }
-}
+# A pool of nodes: an ASG across the given subnets, launching the latest version of a launch
+# template (modules/launch-template, made by the root module so that the module tree stays
+# flat: https://developer.hashicorp.com/terraform/language/modules/develop/composition).
+# Reusable: the root module instantiates it for the default worker pool ("compute") and for
+# the bastion (a pool of exactly one in the public mgmt subnets, layer "bastion"); another
+# worker pool (another instance type) is one more launch template and one more module block.
 
 resource "aws_autoscaling_group" "this" {
   name                = "${var.environment}-${var.name}"
@@ -71,15 +15,18 @@ resource "aws_autoscaling_group" "this" {
   health_check_type   = "EC2"
 
   launch_template {
-    id      = aws_launch_template.this.id
-    version = aws_launch_template.this.latest_version
+    id      = var.launch_template.id
+    version = var.launch_template.latest_version
   }
 
+  # Instance tags (the provider's default_tags do not reach instances launched by an ASG).
+  # scale-compute finds the worker ASG by Layer=compute, agent-setup the bastion by
+  # Layer=bastion (src/commands/scale.ts, src/ssh/inventory.ts).
   dynamic "tag" {
     for_each = {
       Name        = "${var.environment}-${var.name}"
       Environment = var.environment
-      Layer       = "compute"
+      Layer       = var.layer
       ManagedBy   = "kube-platform"
     }
     content {
@@ -92,7 +39,7 @@ resource "aws_autoscaling_group" "this" {
   lifecycle {
     precondition {
       condition     = var.min_count <= var.desired_count && var.desired_count <= var.max_count
-      error_message = "Worker pool ${var.name}: need min_count (${var.min_count}) <= desired_count (${var.desired_count}) <= max_count (${var.max_count})."
+      error_message = "Pool ${var.name}: need min_count (${var.min_count}) <= desired_count (${var.desired_count}) <= max_count (${var.max_count})."
     }
   }
 }

@@ -1,9 +1,4 @@
 output "asg_name" {
-  description = "Name of the pool's ASG."
+  description = "Name of the pool's ASG, <environment>-<name>."
   value       = aws_autoscaling_group.this.name
-}
-
-output "launch_template_id" {
-  description = "ID of the pool's launch template."
-  value       = aws_launch_template.this.id
 }

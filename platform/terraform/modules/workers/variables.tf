@@ -9,7 +9,7 @@ variable "environment" {
 }
 
 variable "name" {
-  description = "Pool name: the ASG and launch template are <environment>-<name>, instances are tagged Name=<environment>-<name>. The default pool is \"compute\"."
+  description = "Pool name: the ASG is <environment>-<name> and its instances are tagged Name=<environment>-<name>. The default worker pool is \"compute\", the bastion \"bastion\"."
   type        = string
   default     = "compute"
 
@@ -19,8 +19,19 @@ variable "name" {
   }
 }
 
+variable "layer" {
+  description = "Network layer of the pool, its instances' Layer tag: compute (workers) or bastion."
+  type        = string
+  default     = "compute"
+
+  validation {
+    condition     = contains(["compute", "bastion"], var.layer)
+    error_message = "The layer of a pool must be compute or bastion (masters have their own module)."
+  }
+}
+
 variable "subnet_ids" {
-  description = "Subnets the pool spreads over (the compute subnets, one per zone)."
+  description = "Subnets the pool spreads over, one per zone (the compute subnets; the mgmt subnets for the bastion, so that the ASG replaces it in another zone if one fails)."
   type        = list(string)
 
   validation {
@@ -29,53 +40,16 @@ variable "subnet_ids" {
   }
 }
 
-variable "security_group_ids" {
-  description = "Security groups of the workers."
-  type        = list(string)
-}
-
-variable "instance_profile_name" {
-  description = "IAM instance profile of the workers."
-  type        = string
-}
-
-variable "ami_id" {
-  description = "AMI of the workers."
-  type        = string
-
-  validation {
-    condition     = can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))
-    error_message = "The ami_id must be an AMI id."
-  }
-}
-
-variable "root_device_name" {
-  description = "Root device name of the AMI (e.g. /dev/sda1 on Ubuntu)."
-  type        = string
-}
-
-variable "instance_type" {
-  description = "EC2 instance type of the workers."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", var.instance_type))
-    error_message = "The instance_type must be an EC2 instance type such as t3.large."
-  }
-}
-
-variable "key_name" {
-  description = "EC2 key pair installed for the image's default user."
-  type        = string
-}
-
-variable "user_data" {
-  description = "cloud-init user data (plain text cloud-config, at most 16 KiB: checked by the launch template)."
-  type        = string
+variable "launch_template" {
+  description = "The pool's launch template (an instance of modules/launch-template): { id, latest_version }; the ASG launches its latest version."
+  type = object({
+    id             = string
+    latest_version = number
+  })
 }
 
 variable "desired_count" {
-  description = "Desired number of workers."
+  description = "Desired number of instances (the ASG's desired capacity)."
   type        = number
 
   validation {
@@ -106,18 +80,7 @@ variable "max_count" {
 }
 
 variable "target_group_arns" {
-  description = "Load balancer target groups the workers register in (none by default: Services of type LoadBalancer are the cloud controller's business)."
+  description = "Load balancer target groups the instances register in (none by default: Services of type LoadBalancer are the cloud controller's business)."
   type        = list(string)
   default     = []
-}
-
-variable "root_volume_size" {
-  description = "Root volume size of a worker, in GiB (images and container layers live there)."
-  type        = number
-  default     = 50
-
-  validation {
-    condition     = var.root_volume_size >= 8 && var.root_volume_size <= 16384
-    error_message = "The root_volume_size must be 8-16384 GiB."
-  }
 }
