@@ -43,6 +43,8 @@ export interface ControlPlaneImages {
   kubeApiserver: string;
   kubeControllerManager: string;
   kubeScheduler: string;
+  /** `registry.k8s.io/kube-proxy:<kubernetesVersion>` (the kube-proxy add-on's DaemonSet) */
+  kubeProxy: string;
 }
 
 /** One etcd member as the templates see it. */
@@ -82,6 +84,11 @@ export interface ManifestValues {
   clusterDomain: string;
   /** internal API name, `kube.<private zone>` */
   kubeapiInternalName: string;
+  /**
+   * `https://<kubeapiInternalName>:443`: the internal API load balancer, for clients that
+   * cannot use the `kubernetes` Service (kube-proxy programs it)
+   */
+  kubeapiInternalUrl: string;
   /** public API name, `kube-<env>.<public zone>` */
   kubeapiPublicName: string;
   /** first address of the Service range: the `kubernetes` Service's cluster IP */
@@ -157,12 +164,14 @@ export function manifestValues(cfg: EnvConfig): ManifestValues {
       kubeApiserver: `${IMAGE_REGISTRY}/kube-apiserver:${cfg.kubernetesVersion}`,
       kubeControllerManager: `${IMAGE_REGISTRY}/kube-controller-manager:${cfg.kubernetesVersion}`,
       kubeScheduler: `${IMAGE_REGISTRY}/kube-scheduler:${cfg.kubernetesVersion}`,
+      kubeProxy: `${IMAGE_REGISTRY}/kube-proxy:${cfg.kubernetesVersion}`,
     },
     serviceCidr: cfg.serviceCidr,
     podCidr: cfg.podCidr,
     nodeCidrMaskSize: NODE_CIDR_MASK_SIZE,
     clusterDomain: cfg.clusterDomain,
     kubeapiInternalName: cfg.kubeapiInternalName,
+    kubeapiInternalUrl: `https://${cfg.kubeapiInternalName}:443`,
     kubeapiPublicName: cfg.kubeapiPublicName,
     kubernetesServiceIp: kubernetesServiceIp(cfg),
     clusterDnsIp: clusterDnsIp(cfg),

@@ -1,5 +1,5 @@
 import { mkdtempSync } from 'node:fs';
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -7,9 +7,10 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import { parse as parseYaml, stringify } from 'yaml';
-import { parseEnvironment } from '../../src/config/load.js';
+import { type EnvConfig, parseEnvironment } from '../../src/config/load.js';
 import { exec } from '../../src/exec/index.js';
 import { setLogSink } from '../../src/log.js';
+import { manifestValues } from '../../src/manifests/index.js';
 import { terraformDir, toolkitRoot } from '../../src/paths.js';
 import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
 import { tfVars } from '../../src/terraform/vars.js';
@@ -22,6 +23,10 @@ import { tfVars } from '../../src/terraform/vars.js';
  * on masters only, systemd accepts its units, the user data stays within EC2's 16 KiB (gzip-compressed, as shipped), and
  * the script, run for real, waits for its files and for the API server's /readyz (through
  * kubectl and addons.conf, TLS verified) before it applies /etc/kubernetes/addons/.
+ * For the cluster add-ons (platform/manifests/secure/addons/): the kubelets hand pods the
+ * kube-dns Service IP and cluster domain the add-ons render, and get systemd-resolved's
+ * upstream list for dnsPolicy Default (CoreDNS); kp-install puts the standard CNI plugins
+ * where containerd looks for them (its CNI section run for real on a scratch tree).
  */
 
 const root = toolkitRoot();
@@ -36,6 +41,7 @@ interface CloudConfig {
 }
 
 let userData: Record<'masters' | 'workers' | 'bastion', string>;
+let cfg: EnvConfig;
 let master: CloudConfig;
 let files: Map<string, { permissions: string; content: string }>;
 let restoreLog: () => void;
@@ -47,7 +53,7 @@ async function renderUserData(): Promise<typeof userData> {
   for (const f of ['variables.tf', 'user-data.tf']) await cp(path.join(terraformDir(), f), path.join(dir, f));
   await cp(path.join(terraformDir(), 'templates'), path.join(dir, 'templates'), { recursive: true });
   await writeFile(path.join(dir, 'outputs.tf'), 'output "user_data" {\n  value = local.user_data\n}\n');
-  const cfg = parseEnvironment(
+  cfg = parseEnvironment(
     'play-ci',
     await readFile(path.join(root, 'environments', 'play.env'), 'utf8'),
     'environments/play.env',
@@ -316,5 +322,138 @@ describe('the kp-addons script, run', () => {
     // a failed apply fails the unit (visible in systemctl --failed and the journal)
     const failed = await run({ ...withFake(), APPLY_RC: '1' });
     expect(failed.exitCode).toBe(1);
+  });
+});
+
+describe('nodes for the cluster add-ons (kube-proxy, CoreDNS, flannel)', () => {
+  const INSTALL = '/usr/local/sbin/kp-install';
+  const roleFiles = (role: 'masters' | 'workers' | 'bastion') =>
+    new Map((parseYaml(userData[role]) as CloudConfig).write_files.map((f) => [f.path, f.content]));
+
+  test("every kubelet's clusterDNS and clusterDomain are the kube-dns Service IP and the Corefile's domain", () => {
+    const values = manifestValues(cfg);
+    for (const role of ['masters', 'workers'] as const) {
+      const kubelet = parseYaml(roleFiles(role).get('/var/lib/kubelet/config.yaml')!) as Record<
+        string,
+        unknown
+      >;
+      // terraform's cidrhost(service_cidr, 10) and the templates' clusterDnsIp agree
+      expect([role, kubelet.clusterDNS, kubelet.clusterDomain]).toEqual([
+        role,
+        [values.clusterDnsIp],
+        values.clusterDomain,
+      ]);
+      // systemd-resolved's upstream servers, not its 127.0.0.53 stub (CoreDNS would forward to itself)
+      for (const file of ['/var/lib/kubelet/config.yaml', '/var/lib/kubelet/standalone.yaml']) {
+        const c = parseYaml(roleFiles(role).get(file)!) as Record<string, unknown>;
+        expect([role, file, c.resolvConf]).toEqual([role, file, '/run/systemd/resolve/resolv.conf']);
+      }
+    }
+  });
+
+  test('kp-install parses (bash -n) and installs the CNI plugins on masters and workers only', async () => {
+    for (const role of ['masters', 'workers', 'bastion'] as const) {
+      const script = roleFiles(role).get(INSTALL)!;
+      const file = path.join(work, `kp-install-${role}`);
+      await writeFile(file, script, { mode: 0o755 });
+      const syntax = await exec('bash', ['-n', file], { cwd: work, reject: false });
+      expect([role, syntax.exitCode, syntax.stderr]).toEqual([role, 0, '']);
+      const installs = /apt-get install [^\n]*containernetworking-plugins/.test(script);
+      expect([role, installs]).toEqual([role, role !== 'bastion']);
+    }
+    expect(roleFiles('workers').get(INSTALL)).toBe(roleFiles('masters').get(INSTALL));
+  });
+
+  describe("kp-install's CNI section, run on a scratch tree", () => {
+    let tree: string;
+    let section: string;
+
+    beforeAll(() => {
+      // The shipped lines from the plugin links to the bin_dir check, their fixed paths moved
+      // into `tree` (the bin_dir looked for in config.toml stays /opt/cni/bin).
+      const lines = roleFiles('workers').get(INSTALL)!.split('\n');
+      const start = lines.indexOf('install -d -m 0755 /opt/cni/bin /etc/cni/net.d');
+      const check = lines.findIndex((l) => l.includes("containerd's CNI bin_dir is not /opt/cni/bin"));
+      expect(start).toBeGreaterThan(0);
+      expect(check).toBeGreaterThan(start);
+      expect(lines[check + 2]).toBe('fi');
+      tree = path.join(work, 'cni-root');
+      section = lines
+        .slice(start, check + 3)
+        // the check and its message name the bin_dir containerd is configured with, not a file
+        .map((l) =>
+          l.includes('grep -Eq') || l.includes('bin_dir is not')
+            ? l
+            : l.replaceAll('/opt/cni/bin', `${tree}/opt/cni/bin`),
+        )
+        .join('\n')
+        .replaceAll('/usr/lib/cni', `${tree}/usr/lib/cni`)
+        .replaceAll('/etc/cni/net.d', `${tree}/etc/cni/net.d`)
+        .replaceAll('/etc/containerd/config.toml', `${tree}/etc/containerd/config.toml`);
+      expect(section).not.toMatch(/ \/(usr|etc)\//);
+    });
+
+    /** A fresh tree: Ubuntu's plugins (containernetworking-plugins) and containerd's config. */
+    async function prepare(plugins: string[], containerdCni: string): Promise<void> {
+      await rm(tree, { recursive: true, force: true });
+      await mkdir(path.join(tree, 'usr/lib/cni'), { recursive: true });
+      await mkdir(path.join(tree, 'etc/containerd'), { recursive: true });
+      for (const p of plugins)
+        await writeFile(path.join(tree, 'usr/lib/cni', p), '#!/bin/sh\n', { mode: 0o755 });
+      await writeFile(path.join(tree, 'etc/containerd/config.toml'), containerdCni);
+    }
+    const run = async () => {
+      const file = path.join(work, 'cni-section.sh');
+      await writeFile(file, `set -euo pipefail\n${section}\n`, { mode: 0o755 });
+      return exec('bash', [file], { cwd: work, reject: false });
+    };
+    const UBUNTU = ['bandwidth', 'bridge', 'host-local', 'loopback', 'portmap', 'tuning'];
+    // `containerd config default` of containerd 1.7 and of 2.1+ (bin_dirs, a list)
+    const V17 =
+      '[plugins."io.containerd.grpc.v1.cri".cni]\n      bin_dir = "/opt/cni/bin"\n      conf_dir = "/etc/cni/net.d"\n';
+    const V21 =
+      "[plugins.'io.containerd.cri.v1.runtime'.cni]\n      bin_dirs = ['/opt/cni/bin']\n      conf_dir = '/etc/cni/net.d'\n";
+
+    test('links every Ubuntu plugin into /opt/cni/bin, a real directory, and creates /etc/cni/net.d', async () => {
+      for (const config of [V17, V21]) {
+        await prepare(UBUNTU, config);
+        const r = await run();
+        expect([r.exitCode, r.stderr]).toEqual([0, '']);
+        const bin = path.join(tree, 'opt/cni/bin');
+        expect((await lstat(bin)).isDirectory()).toBe(true);
+        expect((await readdir(bin)).sort()).toEqual(UBUNTU);
+        for (const p of UBUNTU)
+          expect(await readlink(path.join(bin, p))).toBe(path.join(tree, 'usr/lib/cni', p));
+        expect((await lstat(path.join(tree, 'etc/cni/net.d'))).isDirectory()).toBe(true);
+      }
+    });
+
+    test("flannel's own plugin (written by its init container) is never replaced by a package's", async () => {
+      await prepare([...UBUNTU, 'flannel'], V17);
+      await mkdir(path.join(tree, 'opt/cni/bin'), { recursive: true });
+      await writeFile(path.join(tree, 'opt/cni/bin/flannel'), 'flannel-io/cni-plugin\n', { mode: 0o755 });
+      expect((await run()).exitCode).toBe(0);
+      expect(await readFile(path.join(tree, 'opt/cni/bin/flannel'), 'utf8')).toBe('flannel-io/cni-plugin\n');
+      // and running again (links already there) is fine
+      expect((await run()).exitCode).toBe(0);
+    });
+
+    test('refuses a node without a plugin flannel chains, or a containerd looking elsewhere', async () => {
+      await prepare(
+        UBUNTU.filter((p) => p !== 'portmap'),
+        V17,
+      );
+      const missing = await run();
+      expect([missing.exitCode, missing.stderr]).toEqual([
+        1,
+        `kp-install: CNI plugin portmap missing from ${tree}/opt/cni/bin`,
+      ]);
+      await prepare(UBUNTU, V17.replace('"/opt/cni/bin"', '"/usr/lib/cni"'));
+      const elsewhere = await run();
+      expect([elsewhere.exitCode, elsewhere.stderr]).toEqual([
+        1,
+        `kp-install: containerd's CNI bin_dir is not /opt/cni/bin (see ${tree}/etc/containerd/config.toml)`,
+      ]);
+    });
   });
 });

@@ -13,6 +13,11 @@ import {
   type Instance,
   RegisterImageCommand,
 } from '@aws-sdk/client-ec2';
+import {
+  DescribeTargetGroupAttributesCommand,
+  DescribeTargetGroupsCommand,
+  ElasticLoadBalancingV2Client,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { CreateBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import ipaddr from 'ipaddr.js';
@@ -67,6 +72,7 @@ describe('platform/terraform against the local AWS', () => {
   let s3: S3Client;
   let ec2: EC2Client;
   let asg: AutoScalingClient;
+  let elb: ElasticLoadBalancingV2Client;
 
   beforeAll(async () => {
     const common = {
@@ -77,6 +83,7 @@ describe('platform/terraform against the local AWS', () => {
     s3 = new S3Client({ ...common, forcePathStyle: true });
     ec2 = new EC2Client(common);
     asg = new AutoScalingClient(common);
+    elb = new ElasticLoadBalancingV2Client(common);
     for (const Bucket of [names.stateBucket, names.secretsBucket]) {
       await s3.send(
         new CreateBucketCommand({ Bucket, CreateBucketConfiguration: { LocationConstraint: region } }),
@@ -425,6 +432,21 @@ describe('platform/terraform against the local AWS', () => {
       );
       expect(statements.AttachEtcdEniAndVolume !== undefined).toBe(role === 'masters');
     }
+  });
+
+  test('API load balancers: the internal one does not preserve client IPs (a master reaches itself through it)', async () => {
+    const preserve: Record<string, string | undefined> = {};
+    for (const name of ['tf-it-api', 'tf-it-api-int']) {
+      const tg = (await elb.send(new DescribeTargetGroupsCommand({ Names: [name] }))).TargetGroups?.[0];
+      expect(tg?.Port).toBe(6443);
+      const attrs = await elb.send(
+        new DescribeTargetGroupAttributesCommand({ TargetGroupArn: tg?.TargetGroupArn }),
+      );
+      preserve[name] = attrs.Attributes?.find((a) => a.Key === 'preserve_client_ip.enabled')?.Value;
+    }
+    expect(preserve['tf-it-api-int']).toBe('false');
+    // the public one keeps the AWS default (on): left unset, which the local AWS omits
+    expect(preserve['tf-it-api']).not.toBe('false');
   });
 
   test('the state is in the state bucket, and no lock is left behind', async () => {

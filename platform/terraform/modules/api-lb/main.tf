@@ -19,6 +19,15 @@ resource "aws_lb_target_group" "this" {
   vpc_id               = var.vpc_id
   deregistration_delay = 30
 
+  # Internal: client IP preservation off. With instance targets and preservation on, a
+  # master that connects through the internal load balancer (kube-proxy's kubeconfig does)
+  # times out whenever the load balancer picks that same master ("loopback" / hairpin:
+  # https://docs.aws.amazon.com/elasticloadbalancing/latest/network/load-balancer-troubleshooting.html).
+  # The API server then sees the load balancer's private addresses as clients; the masters'
+  # security group already admits 6443 from the load balancer's group. Internet-facing: the
+  # AWS default (preserved), so audit logs show operators' addresses.
+  preserve_client_ip = var.internal ? "false" : null
+
   # A TCP check: kube-apiserver's /readyz may answer 401 when anonymous requests are
   # disabled, and NLB HTTP checks accept only 200-399.
   # https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-health-checks.html
