@@ -4,12 +4,13 @@
  * AWS (`aws s3 sync --sse aws:kms` up, `aws s3 cp --recursive` down), plus a republish
  * with nothing changed.
  *
- *   npm run build && node dist/bench/secrets-transfer.js [--files 300] [--bytes 4096] [--rounds 3]
+ *   npm run build && node dist/bench/secrets-transfer.js [--files 300] [--bytes 4096] [--rounds 5]
  *
  * Each round starts from an empty local AWS (POST /moto-api/reset, then the environment's
  * bucket and key are bootstrapped again, untimed) and times, in this order: our publish,
  * republish and fetch; the awscli's sync, re-sync and recursive copy; and the floor (see
- * below). The figures printed are the medians over the rounds.
+ * below). The figures printed are the medians over the rounds; the ratio is the median of the
+ * per-round ratios (a paired comparison: the machine's speed drifts between rounds), with its range.
  *
  * Columns:
  * - wall time. Ours is measured in this process (the library `run` and `upload-secrets`
@@ -45,7 +46,7 @@ const { values: opts } = parseArgs({
   options: {
     files: { type: 'string', default: '300' },
     bytes: { type: 'string', default: '4096' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
   },
 });
 const FILES = Number(opts.files);
@@ -255,46 +256,67 @@ async function main(): Promise<void> {
       await mkdir(path.dirname(f), { recursive: true });
       await writeFile(f, randomBytes(BYTES), { mode: 0o600 });
     }
-    const rounds: Awaited<ReturnType<typeof round>>[] = [];
-    for (let i = 0; i < ROUNDS; i++) rounds.push(await round(moto, src, work));
-    const med = (pick: (r: (typeof rounds)[number]) => Sample): Sample => ({
+    type Round = Awaited<ReturnType<typeof round>>;
+    const rounds: Round[] = [];
+    const s = (x: number) => `${x.toFixed(2)} s`;
+    for (let i = 0; i < ROUNDS; i++) {
+      const r = await round(moto, src, work);
+      rounds.push(r);
+      console.error(
+        `round ${i + 1}/${ROUNDS}: publish ${s(r.publish.wall)} (awscli ${s(r.cliUp.wall)}, floor ${s(r.floorPut.wall)}), ` +
+          `fetch ${s(r.fetch.wall)} (awscli ${s(r.cliDown.wall)}, floor ${s(r.floorGet.wall)})`,
+      );
+    }
+    // Medians of each figure; the ratio is the median of the per-round ratios (each round
+    // runs both tools back to back, so a round's ratio is a paired comparison that drifts in
+    // the machine's speed mostly cancel), with its range over the rounds.
+    const med = (pick: (r: Round) => Sample): Sample => ({
       wall: median(rounds.map((r) => pick(r).wall)),
       cpu: median(rounds.map((r) => pick(r).cpu)),
     });
-    const s = (x: number) => `${x.toFixed(2)} s`;
-    const row = (what: string, ours: Sample, cli: Sample, fl: Sample | undefined, requests: string) => [
+    const ratio = (ours: (r: Round) => Sample, cli: (r: Round) => Sample) => {
+      const xs = rounds.map((r) => ours(r).wall / cli(r).wall);
+      return `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})`;
+    };
+    const row = (
+      what: string,
+      ours: (r: Round) => Sample,
+      cli: (r: Round) => Sample,
+      fl: ((r: Round) => Sample) | undefined,
+      requests: string,
+    ) => [
       what,
-      s(ours.wall),
-      s(cli.wall),
-      (ours.wall / cli.wall).toFixed(2),
-      fl ? s(fl.wall) : '-',
-      s(ours.cpu),
-      s(cli.cpu),
+      s(med(ours).wall),
+      s(med(cli).wall),
+      ratio(ours, cli),
+      fl ? s(med(fl).wall) : '-',
+      s(med(ours).cpu),
+      s(med(cli).cpu),
       requests,
     ];
     const req = rounds[0]!.requests;
     const table = await renderTable(
-      ['operation', 'ours', 'awscli', 'ratio', 'floor', 'ours CPU', 'awscli CPU', 'our requests'],
+      ['operation', 'ours', 'awscli', 'ratio (range)', 'floor', 'ours CPU', 'awscli CPU', 'our requests'],
       [
         row(
           'publish',
-          med((r) => r.publish),
-          med((r) => r.cliUp),
-          med((r) => r.floorPut),
+          (r) => r.publish,
+          (r) => r.cliUp,
+          (r) => r.floorPut,
           req.publish,
         ),
         row(
           'republish, unchanged',
-          med((r) => r.republish),
-          med((r) => r.cliResync),
+          (r) => r.republish,
+          (r) => r.cliResync,
           undefined,
           req.republish,
         ),
         row(
           'fetch',
-          med((r) => r.fetch),
-          med((r) => r.cliDown),
-          med((r) => r.floorGet),
+          (r) => r.fetch,
+          (r) => r.cliDown,
+          (r) => r.floorGet,
           req.fetch,
         ),
       ],
