@@ -32,14 +32,11 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { bootstrap } from '../src/aws/bootstrap.js';
-import { AwsClients } from '../src/aws/clients.js';
-import { bootstrapNames } from '../src/config/topology.js';
 import { exec } from '../src/exec/index.js';
-import { Keyring, KmsKeyService } from '../src/secrets/keyring.js';
 import { readLayerDir } from '../src/secrets/local.js';
-import { SecretStore } from '../src/secrets/store.js';
+import { openSecretStore } from '../src/secrets/store.js';
 import { renderTable } from '../src/table.js';
+import { bootstrapEnvironment, TEST_REGION } from '../test/helpers/env.js';
 import { type Moto, startMoto } from '../test/helpers/moto.js';
 
 const { values: opts } = parseArgs({
@@ -53,7 +50,7 @@ const FILES = Number(opts.files);
 const BYTES = Number(opts.bytes);
 const ROUNDS = Number(opts.rounds);
 const ENV = 'bench';
-const REGION = 'eu-west-1';
+const REGION = TEST_REGION;
 /** SecretStore's default number of requests in flight */
 const CONCURRENCY = 16;
 const root = path.resolve(import.meta.dirname, '..', '..');
@@ -158,34 +155,28 @@ async function startupSeconds(file: string, args: string[]): Promise<number> {
 
 async function round(moto: Moto, src: string, work: string) {
   await moto.reset();
-  const aws = new AwsClients({ region: REGION, endpoint: moto.endpoint });
+  const { aws, names, kmsKeyArn } = await bootstrapEnvironment(moto.endpoint, ENV);
   try {
-    const names = bootstrapNames({ name: ENV, region: REGION }, (await aws.identity()).account);
-    const boot = await bootstrap(aws, names, ENV);
-    const [kms, s3] = [await aws.kms(), await aws.s3()];
-    const newStore = () => {
-      const keys = new KmsKeyService(kms, boot.kmsKeyArn);
-      const store = new SecretStore({
-        s3,
-        keyring: new Keyring(keys, ENV),
-        bucket: names.secretsBucket,
+    // a store of its own for each step, so that each counts its own requests
+    const newStore = () =>
+      openSecretStore(aws, {
         environment: ENV,
-        kmsKeyId: boot.kmsKeyArn,
+        bucket: names.secretsBucket,
+        kmsKeyId: kmsKeyArn,
         concurrency: CONCURRENCY,
       });
-      return { keys, store };
-    };
+    const s3 = await aws.s3();
 
     // ours: publish (reading and hashing the local files included), republish unchanged, fetch
-    const p = newStore();
+    const p = await newStore();
     const [, publish] = await measure(async () =>
       p.store.publish('secure', await readLayerDir(src, 'secure')),
     );
-    const r = newStore();
+    const r = await newStore();
     const [again, republish] = await measure(async () =>
       r.store.publish('secure', await readLayerDir(src, 'secure')),
     );
-    const f = newStore();
+    const f = await newStore();
     const out = path.join(work, 'fetched');
     await rm(out, { recursive: true, force: true });
     const [, fetch] = await measure(async () => {
@@ -204,7 +195,7 @@ async function round(moto: Moto, src: string, work: string) {
     // the awscli, same transfer, same server
     const dest = `s3://${names.secretsBucket}/awscli/`;
     const sync = ['s3', 'sync', '--only-show-errors', path.join(src, 'secure'), dest];
-    const sse = ['--sse', 'aws:kms', '--sse-kms-key-id', boot.kmsKeyArn];
+    const sse = ['--sse', 'aws:kms', '--sse-kms-key-id', kmsKeyArn];
     const cliOut = path.join(work, 'cli-fetched');
     await rm(cliOut, { recursive: true, force: true });
     const cliUp = await awscli(moto, [...sync, ...sse]);

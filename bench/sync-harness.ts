@@ -11,13 +11,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { bootstrap } from '../src/aws/bootstrap.js';
-import { AwsClients } from '../src/aws/clients.js';
-import { bootstrapNames } from '../src/config/topology.js';
+import type { AwsClients } from '../src/aws/clients.js';
 import { sha256 } from '../src/secrets/envelope.js';
-import { Keyring, KmsKeyService } from '../src/secrets/keyring.js';
-import { type LocalFile, SecretStore } from '../src/secrets/store.js';
+import type { KmsKeyService } from '../src/secrets/keyring.js';
+import type { LocalFile, SecretStore } from '../src/secrets/store.js';
 import { agentNodeFlags, renderUnit } from '../src/sync/unit.js';
+import { bootstrapEnvironment, TEST_REGION } from '../test/helpers/env.js';
 
 // the SDK's Node.js support notice is only noise here (as in test/setup.cjs); the SDK is
 // loaded lazily, after this line
@@ -28,7 +27,7 @@ export const REPO = path.resolve(import.meta.dirname, '..', '..');
 /** The toolkit CLI launcher and the node agent's single-file bundle (npm run build:agent). */
 export const CLI = path.join(REPO, 'scripts', 'kube-platform');
 export const AGENT_BUNDLE = path.join(REPO, 'dist', 'agent', 'manifest-sync.mjs');
-export const REGION = 'eu-west-1';
+export const REGION = TEST_REGION;
 
 /** The node options of the systemd unit nodes run the agent with (V8 memory flags). */
 export async function unitNodeFlags(): Promise<string[]> {
@@ -60,18 +59,8 @@ export interface SyncEnv {
 }
 
 export async function setupEnv(endpoint: string, environment: string): Promise<SyncEnv> {
-  const aws = new AwsClients({ region: REGION, endpoint });
-  const names = bootstrapNames({ name: environment, region: REGION }, (await aws.identity()).account);
-  const boot = await bootstrap(aws, names, environment);
-  const keys = new KmsKeyService(await aws.kms(), boot.kmsKeyArn);
-  const store = new SecretStore({
-    s3: await aws.s3(),
-    keyring: new Keyring(keys, environment),
-    bucket: names.secretsBucket,
-    environment,
-    kmsKeyId: boot.kmsKeyArn,
-  });
-  return { environment, bucket: names.secretsBucket, kmsKeyArn: boot.kmsKeyArn, aws, store, keys };
+  const { aws, names, kmsKeyArn, store, keys } = await bootstrapEnvironment(endpoint, environment);
+  return { environment, bucket: names.secretsBucket, kmsKeyArn, aws, store, keys };
 }
 
 export interface AgentSpec {

@@ -3,8 +3,8 @@ import { applyLocalEnv, ensureLocalAws, type LocalAws } from '../aws/local.js';
 import { type EnvConfig, loadEnvironment } from '../config/load.js';
 import { type BootstrapNames, bootstrapNames } from '../config/topology.js';
 import { log } from '../log.js';
-import { Keyring, KmsKeyService } from '../secrets/keyring.js';
-import { SecretStore } from '../secrets/store.js';
+import type { KmsKeyService } from '../secrets/keyring.js';
+import { openSecretStore, type SecretStore } from '../secrets/store.js';
 
 /**
  * What every environment command starts from: the validated environment file, the local
@@ -67,18 +67,10 @@ export async function openEnvironment(opts: ContextOptions): Promise<EnvContext>
   }
 }
 
-/** A SecretStore for the environment's secrets bucket and KMS key. */
-export async function secretStore(
+/** A SecretStore for the environment's secrets bucket and KMS key ({@link openSecretStore}). */
+export function secretStore(
   ctx: Pick<EnvContext, 'aws' | 'cfg' | 'names'>,
   kmsKeyId: string = ctx.names.kmsAlias,
 ): Promise<{ store: SecretStore; keys: KmsKeyService }> {
-  const keys = new KmsKeyService(await ctx.aws.kms(), kmsKeyId);
-  const store = new SecretStore({
-    s3: await ctx.aws.s3(),
-    keyring: new Keyring(keys, ctx.cfg.name),
-    bucket: ctx.names.secretsBucket,
-    environment: ctx.cfg.name,
-    kmsKeyId,
-  });
-  return { store, keys };
+  return openSecretStore(ctx.aws, { environment: ctx.cfg.name, bucket: ctx.names.secretsBucket, kmsKeyId });
 }

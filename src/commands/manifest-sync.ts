@@ -3,9 +3,8 @@ import { AwsClients, awsSettings } from '../aws/clients.js';
 import { applyLocalEnv, ensureLocalAws } from '../aws/local.js';
 import { IntegrityError, UserError } from '../errors.js';
 import { log, setLogSink } from '../log.js';
-import { Keyring, KmsKeyService } from '../secrets/keyring.js';
 import { isLayer } from '../secrets/layers.js';
-import { SecretStore } from '../secrets/store.js';
+import { openSecretStore, type SecretStore } from '../secrets/store.js';
 import {
   defaultStateFile,
   readState,
@@ -129,13 +128,7 @@ async function start(
     if (o.local) applyLocalEnv(await ensureLocalAws());
     const aws = new AwsClients(awsSettings(o.region));
     const kmsKeyId = `alias/kube-platform/${environment}`;
-    store = new SecretStore({
-      s3: await aws.s3(),
-      keyring: new Keyring(new KmsKeyService(await aws.kms(), kmsKeyId), environment),
-      bucket: o.bucket,
-      environment,
-      kmsKeyId,
-    });
+    store = (await openSecretStore(aws, { environment, bucket: o.bucket, kmsKeyId })).store;
     close = async () => aws.destroy();
     nodeMode = true;
   } else {

@@ -1,4 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { AwsClients } from '../aws/clients.js';
 import { ConflictError, IntegrityError, PlatformError } from '../errors.js';
 import { log } from '../log.js';
 import { type Binding, type DataKey, open, parseEnvelope, seal, sha256 } from './envelope.js';
@@ -13,7 +14,7 @@ import {
   planPublish,
   serializeIndex,
 } from './index-format.js';
-import type { Keyring } from './keyring.js';
+import { Keyring, KmsKeyService } from './keyring.js';
 
 /**
  * The secrets bucket protocol (DESIGN.md §4) over S3: publish a layer (upload changed
@@ -389,4 +390,30 @@ export class SecretStore {
       ),
     );
   }
+}
+
+/**
+ * The one way to open an environment's secrets bucket: a SecretStore over the S3 client of
+ * `aws`, with a Keyring whose data keys come from `kmsKeyId` under the encryption context
+ * {environment, layer} (DESIGN.md §4). Operator commands, the node agent, tests and
+ * benchmarks all call this.
+ *
+ * @param opts.kmsKeyId key id, ARN or alias (`alias/kube-platform/<env>`): data keys and SSE-KMS
+ * @param opts.concurrency parallel requests per publish/fetch (default 16)
+ * @returns the store and its KMS key service (`keys.requests` counts KMS calls)
+ */
+export async function openSecretStore(
+  aws: AwsClients,
+  opts: { environment: string; bucket: string; kmsKeyId: string; concurrency?: number },
+): Promise<{ store: SecretStore; keys: KmsKeyService }> {
+  const keys = new KmsKeyService(await aws.kms(), opts.kmsKeyId);
+  const store = new SecretStore({
+    s3: await aws.s3(),
+    keyring: new Keyring(keys, opts.environment),
+    bucket: opts.bucket,
+    environment: opts.environment,
+    kmsKeyId: opts.kmsKeyId,
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+  });
+  return { store, keys };
 }

@@ -5,8 +5,9 @@ import { AwsClients } from '../../src/aws/clients.js';
 import { bootstrapNames } from '../../src/config/topology.js';
 import { ConflictError, IntegrityError } from '../../src/errors.js';
 import { sha256 } from '../../src/secrets/envelope.js';
-import { Keyring, KmsKeyService } from '../../src/secrets/keyring.js';
+import { Keyring } from '../../src/secrets/keyring.js';
 import { type LocalFile, SecretStore } from '../../src/secrets/store.js';
+import { bootstrapEnvironment, TEST_REGION } from '../helpers/env.js';
 import { useMoto } from '../helpers/moto.js';
 
 const moto = useMoto();
@@ -17,21 +18,7 @@ function file(path: string, text: string, mode = 0o600): LocalFile {
   return { path, content, sha256: sha256(content), size: content.length, mode };
 }
 
-async function setup(environment = ENV) {
-  const aws = new AwsClients({ region: 'eu-west-1', endpoint: moto.endpoint });
-  const identity = await aws.identity();
-  const names = bootstrapNames({ name: environment, region: 'eu-west-1' }, identity.account);
-  const boot = await bootstrap(aws, names, environment);
-  const keys = new KmsKeyService(await aws.kms(), boot.kmsKeyArn);
-  const store = new SecretStore({
-    s3: await aws.s3(),
-    keyring: new Keyring(keys, environment),
-    bucket: names.secretsBucket,
-    environment,
-    kmsKeyId: boot.kmsKeyArn,
-  });
-  return { aws, names, boot, keys, store };
-}
+const setup = () => bootstrapEnvironment(moto.endpoint, ENV);
 
 function awscli(args: string[]): string {
   return execFileSync('aws', ['--endpoint-url', moto.endpoint, '--region', 'eu-west-1', ...args], {
@@ -41,7 +28,9 @@ function awscli(args: string[]): string {
 }
 
 test('bootstrap creates key, alias and buckets once, then changes nothing', async () => {
-  const { aws, names, boot } = await setup();
+  const aws = new AwsClients({ region: TEST_REGION, endpoint: moto.endpoint });
+  const names = bootstrapNames({ name: ENV, region: TEST_REGION }, (await aws.identity()).account);
+  const boot = await bootstrap(aws, names, ENV);
   expect(boot.changed).toEqual(
     expect.arrayContaining([
       `KMS key ${names.kmsAlias}`,

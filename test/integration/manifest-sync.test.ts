@@ -3,12 +3,9 @@ import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { bootstrap } from '../../src/aws/bootstrap.js';
-import { AwsClients } from '../../src/aws/clients.js';
-import { bootstrapNames } from '../../src/config/topology.js';
 import { sha256 } from '../../src/secrets/envelope.js';
-import { Keyring, KmsKeyService } from '../../src/secrets/keyring.js';
-import { type LocalFile, SecretStore } from '../../src/secrets/store.js';
+import type { LocalFile } from '../../src/secrets/store.js';
+import { bootstrapEnvironment } from '../helpers/env.js';
 import { useMoto } from '../helpers/moto.js';
 
 const run = promisify(execFile);
@@ -24,19 +21,7 @@ function file(p: string, text: string, mode = 0o600): LocalFile {
   return { path: p, content, sha256: sha256(content), size: content.length, mode };
 }
 
-async function setup() {
-  const aws = new AwsClients({ region: 'eu-west-1', endpoint: moto.endpoint });
-  const names = bootstrapNames({ name: ENV, region: 'eu-west-1' }, (await aws.identity()).account);
-  const boot = await bootstrap(aws, names, ENV);
-  const store = new SecretStore({
-    s3: await aws.s3(),
-    keyring: new Keyring(new KmsKeyService(await aws.kms(), boot.kmsKeyArn), ENV),
-    bucket: names.secretsBucket,
-    environment: ENV,
-    kmsKeyId: boot.kmsKeyArn,
-  });
-  return { aws, names, store };
-}
+const setup = () => bootstrapEnvironment(moto.endpoint, ENV);
 
 async function sync(bucket: string, dest: string, root: string) {
   return run(

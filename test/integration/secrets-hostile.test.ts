@@ -8,14 +8,11 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CopyObjectCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
-import { bootstrap } from '../../src/aws/bootstrap.js';
-import { AwsClients } from '../../src/aws/clients.js';
-import { bootstrapNames } from '../../src/config/topology.js';
 import { IntegrityError } from '../../src/errors.js';
 import { sha256 } from '../../src/secrets/envelope.js';
-import { Keyring, KmsKeyService } from '../../src/secrets/keyring.js';
-import { type LocalFile, SecretStore } from '../../src/secrets/store.js';
+import type { LocalFile } from '../../src/secrets/store.js';
 import { cli, workspace } from '../helpers/cli.js';
+import { bootstrapEnvironment } from '../helpers/env.js';
 import { useMoto } from '../helpers/moto.js';
 
 const moto = useMoto();
@@ -26,17 +23,8 @@ function file(p: string, text: string): LocalFile {
 }
 
 async function environment(name: string) {
-  const aws = new AwsClients({ region: 'eu-west-1', endpoint: moto.endpoint });
-  const names = bootstrapNames({ name, region: 'eu-west-1' }, (await aws.identity()).account);
-  const boot = await bootstrap(aws, names, name);
-  const store = new SecretStore({
-    s3: await aws.s3(),
-    keyring: new Keyring(new KmsKeyService(await aws.kms(), boot.kmsKeyArn), name),
-    bucket: names.secretsBucket,
-    environment: name,
-    kmsKeyId: boot.kmsKeyArn,
-  });
-  return { aws, names, store, s3: await aws.s3() };
+  const env = await bootstrapEnvironment(moto.endpoint, name);
+  return { ...env, s3: await env.aws.s3() };
 }
 
 test("another environment's index, copied into this bucket, is refused", async () => {
