@@ -17,11 +17,11 @@ push: image ## push the image to $(REGISTRY)
 	docker tag $(IMAGE):$(VERSION) $(REGISTRY)/$(IMAGE):$(VERSION)
 	docker push $(REGISTRY)/$(IMAGE):$(VERSION)
 
-# npm install, not npm ci: the lock file written here lacks the other platforms' optional
-# binaries (biome, jest's resolver), which makes npm ci refuse it; npm install honours the
-# lock for everything it lists and leaves it unchanged.
+# npm ci: installs exactly what the lock file lists and never rewrites it. The lock file
+# lists every platform's optional binaries (biome, esbuild, jest's resolver), as npm 11
+# writes it, so `npm install` with npm 10 or 11 leaves it unchanged too (CI checks that).
 node_modules/.package-lock.json: package-lock.json
-	npm install --no-audit --no-fund
+	npm ci --no-audit --no-fund
 	@touch $@
 
 deps: node_modules/.package-lock.json ## install dependencies (from the lock file) when the lock file changed
