@@ -16,8 +16,8 @@ FROM node:24.11.1-bookworm-slim@sha256:48abc13a19400ca3985071e287bd405a1d9930677
 FROM base AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# npm install honours the lock file (npm ci refuses it: see the Makefile's deps target)
-RUN npm install --no-audit --no-fund
+# npm ci: exactly the lock file (it lists every platform's optional binaries)
+RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build
@@ -26,7 +26,7 @@ RUN npm run build
 FROM base AS deps
 WORKDIR /opt/kube-platform
 COPY package.json package-lock.json ./
-RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 # ---- the image ----
 FROM base
