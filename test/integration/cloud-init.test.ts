@@ -14,6 +14,7 @@ import { manifestValues } from '../../src/manifests/index.js';
 import { terraformDir, toolkitRoot } from '../../src/paths.js';
 import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
 import { tfVars } from '../../src/terraform/vars.js';
+import { checkCommandLine, checkFile, formatFinding, loadReference } from '../helpers/k8s-reference.js';
 
 /**
  * The masters' cloud-init, as EC2 receives it: platform/terraform's `local.user_data`
@@ -349,6 +350,30 @@ describe('nodes for the cluster add-ons (kube-proxy, CoreDNS, flannel)', () => {
         expect([role, file, c.resolvConf]).toEqual([role, file, '/run/systemd/resolve/resolv.conf']);
       }
     }
+  });
+
+  test('the kubelet configurations and the flags kp-kubelet passes are v1.34 fields and flags (test/reference/k8s-v1.34)', () => {
+    const ref = loadReference();
+    const findings: string[] = [];
+    let checked = 0;
+    for (const role of ['masters', 'workers'] as const) {
+      const f = roleFiles(role);
+      for (const file of ['/var/lib/kubelet/config.yaml', '/var/lib/kubelet/standalone.yaml']) {
+        const r = checkFile(ref, `${role} ${file}`, f.get(file)!);
+        expect(r.checked).toEqual(['KubeletConfiguration']);
+        findings.push(...r.findings.map(formatFinding));
+        checked++;
+      }
+      // the --flag=... words of kp-kubelet's kubelet command lines
+      // (standalone and cluster mode each pass --config: one check per distinct flag)
+      const flags = [
+        ...new Set([...f.get('/usr/local/sbin/kp-kubelet')!.matchAll(/(--[a-z-]+)=/g)].map((m) => m[1]!)),
+      ].map((flag) => `${flag}=/a/path`);
+      expect(flags.length).toBeGreaterThanOrEqual(3);
+      findings.push(...checkCommandLine(ref, `${role} kp-kubelet`, 'kubelet', flags).map(formatFinding));
+    }
+    expect(checked).toBe(4);
+    expect(findings).toEqual([]);
   });
 
   test('kp-install parses (bash -n) and installs the CNI plugins on masters and workers only', async () => {
