@@ -2,6 +2,7 @@ import { Option } from 'commander';
 import { type CommandSpec, envOption, LAYER_CHOICES, localOption, STD_EXIT } from './common.js';
 import { manifestSyncSpec } from './manifest-sync-spec.js';
 import { agentSetupSpec } from './specs/agent-setup.js';
+import { statusSpec } from './specs/status.js';
 import { syncStatusSpec } from './specs/sync-status.js';
 
 /** The command table, in the order `--help` lists them. */
@@ -34,6 +35,7 @@ export const commands: CommandSpec[] = [
   },
   manifestSyncSpec,
   syncStatusSpec,
+  statusSpec,
   agentSetupSpec,
   {
     name: 'upload-secrets',
