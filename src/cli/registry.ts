@@ -3,6 +3,7 @@ import { type CommandSpec, envOption, LAYER_CHOICES, localOption, STD_EXIT } fro
 import { manifestSyncSpec } from './manifest-sync-spec.js';
 import { agentSetupSpec } from './specs/agent-setup.js';
 import { statusSpec } from './specs/status.js';
+import { etcdBackupSpec, etcdRestoreSpec } from './specs/etcd-backup.js';
 import { syncStatusSpec } from './specs/sync-status.js';
 
 /** The command table, in the order `--help` lists them. */
@@ -37,6 +38,8 @@ export const commands: CommandSpec[] = [
   syncStatusSpec,
   statusSpec,
   agentSetupSpec,
+  etcdBackupSpec,
+  etcdRestoreSpec,
   {
     name: 'upload-secrets',
     summary: 'publish secrets/<env>/ to the secrets bucket, layer by layer (unchanged files are skipped)',

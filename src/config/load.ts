@@ -38,6 +38,8 @@ export interface EnvConfig {
   bastion: { instanceType: string };
   nodeAmi?: string;
   sshUser: string;
+  /** etcd snapshots: interval and retention windows (src/backup/retention.ts) */
+  etcdBackup: { intervalMinutes: number; keepAllS: number; hourlyS: number; dailyS: number };
 }
 
 /** Line number (1-based) of each key as written, for error messages. */
@@ -138,6 +140,12 @@ export function parseEnvironment(name: string, text: string, file: string): EnvC
     bastion: { instanceType: v.BASTION_INSTANCE_TYPE },
     ...(v.NODE_AMI ? { nodeAmi: v.NODE_AMI as string } : {}),
     sshUser: v.SSH_USER,
+    etcdBackup: {
+      intervalMinutes: v.ETCD_BACKUP_INTERVAL_MINUTES,
+      keepAllS: (v.ETCD_BACKUP_KEEP_ALL_HOURS as number) * 3600,
+      hourlyS: (v.ETCD_BACKUP_HOURLY_DAYS as number) * 86_400,
+      dailyS: (v.ETCD_BACKUP_DAILY_DAYS as number) * 86_400,
+    },
   };
 }
 
@@ -175,6 +183,14 @@ function crossChecks(
   }
   if (cidrOverlaps(parseCidr(values.SERVICE_CIDR as string)!, parseCidr(values.POD_CIDR as string)!)) {
     at('POD_CIDR', 'overlaps SERVICE_CIDR');
+  }
+  const keepAllH = values.ETCD_BACKUP_KEEP_ALL_HOURS as number;
+  const hourlyD = values.ETCD_BACKUP_HOURLY_DAYS as number;
+  if (keepAllH > hourlyD * 24) {
+    at('ETCD_BACKUP_KEEP_ALL_HOURS', `is longer than ETCD_BACKUP_HOURLY_DAYS (${hourlyD} days)`);
+  }
+  if (hourlyD > (values.ETCD_BACKUP_DAILY_DAYS as number)) {
+    at('ETCD_BACKUP_HOURLY_DAYS', 'is longer than ETCD_BACKUP_DAILY_DAYS');
   }
   if ((values.WORKER_MAX as number) < (values.WORKER_COUNT as number)) {
     at('WORKER_MAX', `is below WORKER_COUNT (${values.WORKER_COUNT as number})`);

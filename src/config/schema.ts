@@ -122,6 +122,26 @@ export const KEYS = {
     default: '',
     description: 'AMI of all nodes (default: the newest Canonical Ubuntu 24.04 LTS in the region)',
   },
+  ETCD_BACKUP_INTERVAL_MINUTES: {
+    schema: count(1, 1440),
+    default: '15',
+    description: 'minutes between etcd snapshots taken by the masters (the recovery point objective)',
+  },
+  ETCD_BACKUP_KEEP_ALL_HOURS: {
+    schema: count(0, 720),
+    default: '1',
+    description: 'keep every etcd snapshot younger than this many hours (etcd-manager: 1)',
+  },
+  ETCD_BACKUP_HOURLY_DAYS: {
+    schema: count(0, 365),
+    default: '7',
+    description: 'then keep one etcd snapshot per hour for this many days (etcd-manager: 7)',
+  },
+  ETCD_BACKUP_DAILY_DAYS: {
+    schema: count(0, 3650),
+    default: '90',
+    description: 'then keep one etcd snapshot per day for this many days (etcd-manager: 90)',
+  },
   SSH_USER: {
     schema: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Unix user name'),
     default: 'ubuntu',

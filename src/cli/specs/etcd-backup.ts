@@ -1,0 +1,101 @@
+import { Argument, Option } from 'commander';
+import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+
+/** Node mode flags (on a master, where there is no environment file). */
+function nodeModeOptions(c: import('commander').Command) {
+  return c
+    .addOption(new Option('--environment <name>', 'node mode: environment name (with --bucket and --region)'))
+    .addOption(new Option('--bucket <name>', 'node mode: the secrets bucket'))
+    .addOption(new Option('--region <region>', 'node mode: AWS region'));
+}
+
+/** `-e` is optional here: node mode names the bucket instead. */
+function optionalEnv(): Option {
+  const o = envOption();
+  o.mandatory = false;
+  return o;
+}
+
+/** `etcd-backup list|now|expire`: snapshots of etcd under backups/etcd/ in the secrets bucket. */
+export const etcdBackupSpec: CommandSpec = {
+  name: 'etcd-backup',
+  summary: 'etcd snapshots in the secrets bucket: list | now (snapshot, seal, upload, verify) | expire',
+  configure: (c) =>
+    nodeModeOptions(
+      c
+        .addArgument(new Argument('<action>', 'list, now or expire').choices(['list', 'now', 'expire']))
+        .addOption(optionalEnv())
+        .addOption(localOption()),
+    )
+      .addOption(
+        new Option('--endpoint <url>', 'now: the member client URL').default('https://127.0.0.1:2379'),
+      )
+      .addOption(new Option('--cacert <file>', 'now: CA bundle of the member'))
+      .addOption(new Option('--cert <file>', 'now: client certificate'))
+      .addOption(new Option('--key <file>', 'now: client key'))
+      .addOption(
+        new Option('--member <name>', 'now: member name recorded with the snapshot (default: host name)'),
+      )
+      .addOption(
+        new Option('--elect', 'now: claim this interval’s slot first; skip if another master holds it'),
+      )
+      .addOption(new Option('--no-expire', 'now: do not apply retention afterwards'))
+      .addOption(new Option('--dry-run', 'expire: show what would be deleted'))
+      .addOption(new Option('--yes', 'expire: delete without asking'))
+      .addOption(new Option('--json', 'print JSON')),
+  run: async (o, args) => {
+    const m = await import('../../commands/etcd-backup.js');
+    const action = args[0];
+    if (action === 'list') return m.etcdBackupListCommand(o as never);
+    if (action === 'now') return m.etcdBackupNowCommand(o as never);
+    return m.etcdBackupExpireCommand(o as never);
+  },
+  example: [
+    'etcd-backup list -e prod',
+    'etcd-backup expire -e prod --dry-run',
+    'etcd-backup now --environment prod --bucket B --region eu-west-1 --cacert ca.crt --cert c.crt --key c.key --elect',
+  ],
+  exitCodes: [
+    ...STD_EXIT,
+    '4 integrity: the snapshot read back after upload did not verify',
+    '130 declined at the prompt (expire)',
+  ],
+};
+
+/** `etcd-restore SNAPSHOT --dry-run | --member ... --initial-cluster ... --token ... --data-dir ...`. */
+export const etcdRestoreSpec: CommandSpec = {
+  name: 'etcd-restore',
+  summary:
+    'verify an etcd snapshot (--dry-run: restore into a scratch directory, count keys) or restore a member',
+  configure: (c) =>
+    nodeModeOptions(
+      c
+        .argument('<snapshot>', 'object key under backups/etcd/ (etcd-backup list), or "latest"')
+        .addOption(optionalEnv())
+        .addOption(localOption()),
+    )
+      .addOption(
+        new Option('--dry-run', 'download, verify, restore into a scratch dir, report revision and keys'),
+      )
+      .addOption(new Option('--member <name>', 'restore: the member this host becomes'))
+      .addOption(new Option('--initial-cluster <list>', 'restore: name=peerURL,... of the new cluster'))
+      .addOption(new Option('--token <token>', 'restore: the new cluster token (the same on every member)'))
+      .addOption(new Option('--data-dir <dir>', 'restore: the new data directory (must not exist)'))
+      .addOption(new Option('--yes', 'restore without asking (needs --confirm ENV)'))
+      .addOption(new Option('--confirm <env>', 'the environment name, typed back (with --yes)'))
+      .addOption(new Option('--json', 'print JSON (dry run)')),
+  run: async (o, args) =>
+    (await import('../../commands/etcd-restore.js')).etcdRestoreCommand({
+      ...(o as object),
+      snapshot: args[0] ?? '',
+    } as never),
+  example: [
+    'etcd-restore -e prod latest --dry-run',
+    'etcd-restore --environment prod --bucket B --region eu-west-1 backups/etcd/20261201T220000Z-etcd-a.db --member etcd-a --initial-cluster etcd-a=https://10.80.10.10:2380,... --token kp-restore-1 --data-dir /var/lib/etcd/restored',
+  ],
+  exitCodes: [
+    ...STD_EXIT,
+    '4 integrity: the snapshot is corrupted, tampered with or from another environment; nothing restored',
+    '130 the environment name typed back did not match',
+  ],
+};
