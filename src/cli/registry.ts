@@ -2,8 +2,8 @@ import { Option } from 'commander';
 import { type CommandSpec, envOption, LAYER_CHOICES, localOption, STD_EXIT } from './common.js';
 import { manifestSyncSpec } from './manifest-sync-spec.js';
 import { agentSetupSpec } from './specs/agent-setup.js';
-import { statusSpec } from './specs/status.js';
 import { etcdBackupSpec, etcdRestoreSpec } from './specs/etcd-backup.js';
+import { statusSpec } from './specs/status.js';
 import { syncStatusSpec } from './specs/sync-status.js';
 
 /** The command table, in the order `--help` lists them. */

@@ -12,8 +12,8 @@ import {
 import { dryRunRestore, newClusterToken, restoreMember } from '../../src/backup/restore.js';
 import { BACKUP_PREFIX, BackupStore } from '../../src/backup/store.js';
 import { IntegrityError } from '../../src/errors.js';
-import { bootstrapEnvironment, type TestEnvironment } from '../helpers/env.js';
 import { cli } from '../helpers/cli.js';
+import { bootstrapEnvironment, type TestEnvironment } from '../helpers/env.js';
 import { getAll, putAll } from '../helpers/etcd.js';
 import { useMoto } from '../helpers/moto.js';
 
