@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { UserError } from './errors.js';
+import { displayPath } from './paths.js';
 
 /** Names of atomicWrite's temp files: `.<name>.<12 hex>.tmp` (a dot-file: kubelet ignores it). */
 export const TEMP_FILE_RE = /^\..+\.[0-9a-f]{12}\.tmp$/;
@@ -88,5 +91,38 @@ export async function fileMode(file: string): Promise<number | undefined> {
     return (await stat(file)).mode & 0o777;
   } catch {
     return undefined;
+  }
+}
+
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/**
+ * Reads a file the toolkit takes as input (an environment file, a PKI file, a layer
+ * file), refusing anything but a regular file *before* reading: a FIFO would block the
+ * read forever, a directory fails with EISDIR and no name. The file is opened with
+ * O_NONBLOCK (so opening a FIFO returns at once) and checked with fstat on the open
+ * descriptor, so it cannot be swapped between the check and the read.
+ *
+ * @param file path to read (symbolic links are followed)
+ * @returns the bytes
+ * @throws UserError (exit 2) naming the file when it is a directory, FIFO, socket or device
+ * @throws the open(2) error (ENOENT, EACCES) as it is, for callers that handle a missing file
+ */
+export async function readRegularFile(file: string): Promise<Buffer> {
+  const fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      throw new UserError(`${displayPath(file)}: is ${kindOf(st)}, expected a regular file`);
+    }
+    return await fh.readFile();
+  } finally {
+    await fh.close();
   }
 }

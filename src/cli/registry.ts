@@ -55,10 +55,20 @@ export const commands: CommandSpec[] = [
             LAYER_CHOICES,
           ),
         )
-        .addOption(new Option('--json', 'print the plan as JSON')),
+        .addOption(new Option('--json', 'print the plan as JSON'))
+        .addOption(
+          new Option(
+            '--allow-empty',
+            'with --layer: publish a layer whose directory is missing or empty (every node removes its files)',
+          ),
+        ),
     run: async (o) => (await import('../commands/upload-secrets.js')).uploadSecretsCommand(o as never),
     example: ['upload-secrets -e prod --dry-run', 'upload-secrets -e prod --layer secure'],
-    exitCodes: [...STD_EXIT, '3 conflict: someone else published meanwhile; nothing of yours was published'],
+    exitCodes: [
+      ...STD_EXIT,
+      '3 conflict: someone else published meanwhile; nothing of yours was published',
+      '4 integrity: an index failed verification, went back, or vanished after a generation was seen',
+    ],
   },
   {
     name: 'fetch-secrets',

@@ -9,6 +9,7 @@ import { sha256 } from '../secrets/envelope.js';
 import { type FetchPlan, planFetch } from '../secrets/fetch-plan.js';
 import { mergeKubeconfig } from '../secrets/kubeconfig-merge.js';
 import { LAYERS, type Layer } from '../secrets/layers.js';
+import { checkSeen, readSeen, recordSeen } from '../secrets/seen.js';
 import type { IndexSnapshot } from '../secrets/store.js';
 import { openEnvironment, secretStore } from './context.js';
 
@@ -24,15 +25,16 @@ export interface FetchSecretsOptions {
   noKubeconfig?: boolean;
 }
 
+/**
+ * True when S3 refused to let these credentials read a layer's index (the layer is not
+ * theirs). A KMS refusal after the index was read is not this: it is reported
+ * (DecryptDeniedError), never skipped.
+ */
 function denied(e: unknown): boolean {
+  if (e instanceof PlatformError) return false;
   const name = (e as Error).name;
   const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  return (
-    name === 'AccessDenied' ||
-    name === 'AccessDeniedException' ||
-    status === 403 ||
-    /not allowed/.test((e as Error).message)
-  );
+  return name === 'AccessDenied' || status === 403;
 }
 
 /**
@@ -61,15 +63,11 @@ export async function fetchSecretsCommand(o: FetchSecretsOptions): Promise<numbe
         }
         throw e;
       }
-      if (!snap || snap === 'not-modified') {
+      if (snap === 'not-modified') throw new Error('unreachable: unconditional read');
+      checkSeen(layer, snap, seen);
+      if (!snap) {
         log.info(`${layer}: nothing published`);
         continue;
-      }
-      const last = seen[layer] ?? 0;
-      if (snap.index.generation < last) {
-        throw new IntegrityError(
-          `index/${layer}: generation ${snap.index.generation} is older than generation ${last} fetched before (rollback refused); nothing was written`,
-        );
       }
       const local: Record<string, string | undefined> = {};
       for (const p of await listFiles(path.join(dir, layer)))
@@ -104,8 +102,7 @@ export async function fetchSecretsCommand(o: FetchSecretsOptions): Promise<numbe
         `${p.layer}: generation ${p.snap.index.generation}: ${p.plan.add.length} added, ${p.plan.differ.length} overwritten, ${p.plan.same.length} up to date`,
       );
     }
-    for (const p of fetched) seen[p.layer] = p.snap.index.generation;
-    await atomicWrite(path.join(dir, SEEN_FILE), `${JSON.stringify(seen, null, 1)}\n`, 0o600, 0o700);
+    await recordSeen(dir, Object.fromEntries(fetched.map((p) => [p.layer, p.snap.index.generation])));
     if (!o.noKubeconfig) await installKubeconfig(dir, ctx.cfg.name);
     const key = path.join(dir, 'locked', 'ssh', ctx.cfg.name);
     if (fetched.some((p) => p.layer === 'locked' && p.data.has(`ssh/${ctx.cfg.name}`))) {
@@ -114,20 +111,6 @@ export async function fetchSecretsCommand(o: FetchSecretsOptions): Promise<numbe
     return 0;
   } finally {
     await ctx.close();
-  }
-}
-
-/**
- * The highest generation fetched per layer, kept beside the working copy (a dot-file: not a
- * layer, never published) so that a later fetch refuses an index that went backwards.
- */
-const SEEN_FILE = '.fetched-generations.json';
-
-async function readSeen(dir: string): Promise<Record<string, number>> {
-  try {
-    return JSON.parse(await readFile(path.join(dir, SEEN_FILE), 'utf8')) as Record<string, number>;
-  } catch {
-    return {};
   }
 }
 

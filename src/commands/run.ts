@@ -5,6 +5,7 @@ import { displayPath, manifestsTemplateDir, secretsDir } from '../paths.js';
 import { confirmOrAbort } from '../prompt.js';
 import { LAYERS } from '../secrets/layers.js';
 import { readLayerDir } from '../secrets/local.js';
+import { readIndexForPublish, readSeen, recordSeen } from '../secrets/seen.js';
 import { publishAgent } from './agent-bundle.js';
 import { openEnvironment, secretStore } from './context.js';
 import { platformTerraform } from './terraform-context.js';
@@ -84,13 +85,21 @@ export async function runCommand(o: RunOptions): Promise<number> {
     await step(`publish to s3://${ctx.names.secretsBucket}`, async () => {
       // every layer's files are uploaded before any index is written: a conflict on the
       // first index write publishes nothing
-      const prepared = [];
+      // (local files and every index are checked before the first upload)
+      const local = [];
       for (const layer of LAYERS) {
         const files = await readLayerDir(secrets, layer);
-        if (files.length > 0) prepared.push(await store.prepare(layer, files));
+        if (files.length > 0) local.push({ layer, files });
       }
+      const seen = await readSeen(secrets);
+      const bases = [];
+      for (const { layer } of local) bases.push(await readIndexForPublish(store, layer, seen));
+      const prepared = [];
+      for (const [i, { layer, files }] of local.entries())
+        prepared.push(await store.prepare(layer, files, { base: bases[i] ?? null }));
       for (const p of prepared) {
         const r = p.next ? await store.commit(p) : p.result;
+        if (r.generation > 0) await recordSeen(secrets, { [r.layer]: r.generation });
         if (r.layer === 'secure') secureGeneration = r.generation;
         const plan = r.plan;
         log.info(

@@ -1,7 +1,8 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import dotenv from 'dotenv';
 import { type Problem, UserError, ValidationError } from '../errors.js';
+import { readRegularFile } from '../fsutil.js';
 import { displayPath, environmentsDir } from '../paths.js';
 import { cidrContains, cidrOverlaps, parseCidr } from './cidr.js';
 import { ENV_NAME_RE, type EnvKey, KEYS, type KeySpec } from './schema.js';
@@ -216,8 +217,9 @@ export async function loadEnvironment(name: string, dir = environmentsDir()): Pr
   const file = path.join(dir, `${name}.env`);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
-  } catch {
+    text = (await readRegularFile(file)).toString('utf8');
+  } catch (e) {
+    if (e instanceof UserError) throw e;
     const known = await listEnvironments(dir);
     throw new UserError(`unknown environment "${name}": ${displayPath(file)} does not exist`, {
       hint: known.length

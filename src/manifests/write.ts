@@ -1,7 +1,7 @@
-import { chmod, lstat, mkdir, readFile, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type Problem, UserError, ValidationError } from '../errors.js';
-import { atomicWrite } from '../fsutil.js';
+import { atomicWrite, readRegularFile } from '../fsutil.js';
 import { displayPath } from '../paths.js';
 import { LAYERS, type RenderedFile, renderTree } from './render.js';
 import type { ManifestValues } from './values.js';
@@ -86,7 +86,7 @@ export async function writeRendered(secretsRoot: string, files: RenderedFile[]):
     const target = path.join(root, ...f.path.split('/'));
     await ensurePrivateDir(root, path.dirname(target));
     const bytes = Buffer.from(f.content, 'utf8');
-    const existing = await readFile(target).catch((e: NodeJS.ErrnoException) => {
+    const existing = await readRegularFile(target).catch((e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') return undefined;
       throw e;
     });

@@ -1,5 +1,5 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
-import { IntegrityError, PlatformError } from '../errors.js';
+import { ExitCode, IntegrityError, PlatformError } from '../errors.js';
 import { type DataKey, encryptionContext, sha256 } from './envelope.js';
 
 /**
@@ -10,6 +10,17 @@ import { type DataKey, encryptionContext, sha256 } from './envelope.js';
  * the encryption context {environment, layer}; later publishes reuse the key found in the
  * layer's index (one kms:Decrypt). Plaintext keys live only in memory.
  */
+
+/**
+ * KMS refused to decrypt a layer's data key with AccessDeniedException. The object itself
+ * was read, so this is either a damaged encrypted data key (a local AWS answers a tampered
+ * CiphertextBlob this way) or a key policy that excludes the caller for this layer's
+ * encryption context; either way the layer cannot be verified. Exit code 4.
+ */
+export class DecryptDeniedError extends PlatformError {
+  // not an IntegrityError subclass: the agent keeps retrying it (a key policy can be fixed)
+  override readonly exitCode: number = ExitCode.integrity;
+}
 
 /** The two KMS operations envelope encryption needs; a narrow seam for tests. */
 export interface KeyService {
@@ -47,14 +58,15 @@ export class KmsKeyService implements KeyService {
       const name = (e as Error).name;
       if (name === 'InvalidCiphertextException' || name === 'IncorrectKeyException') {
         throw new IntegrityError(
-          `KMS refused the data key of layer "${context.layer}" for environment "${context.environment}": it was encrypted for another environment or layer`,
+          `could not decrypt layer "${context.layer}" of environment "${context.environment}": KMS refused its data key (${name}): it is damaged or was encrypted for another environment or layer`,
           { cause: e },
         );
       }
       if (name === 'AccessDeniedException') {
-        throw new PlatformError(`not allowed to decrypt layer "${context.layer}" (kms:Decrypt denied)`, {
-          cause: e,
-        });
+        throw new DecryptDeniedError(
+          `could not decrypt layer "${context.layer}": KMS denied kms:Decrypt of its data key (AccessDeniedException): the encrypted data key is damaged, or these credentials may not decrypt layer "${context.layer}"`,
+          { cause: e },
+        );
       }
       throw e;
     }

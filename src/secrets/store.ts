@@ -73,6 +73,22 @@ export interface SecretStoreDeps {
   concurrency?: number;
 }
 
+/**
+ * An object version an index names is not in the bucket (deleted, or the index names a
+ * version that never existed). Exit code 4. Carries the layer and file so a node agent can
+ * keep that file's last good copy and apply the rest.
+ */
+export class MissingObjectError extends IntegrityError {
+  constructor(
+    message: string,
+    readonly layer: string,
+    readonly file: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 function httpStatus(e: unknown): number | undefined {
   return (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
@@ -271,6 +287,7 @@ export class SecretStore {
    * Fetches one file of `layer` by the VersionId its index entry names, decrypts it bound to
    * its path, and verifies size and SHA-256.
    * @param opts.abortSignal aborts the request
+   * @throws MissingObjectError (an IntegrityError) when the version the index names is gone
    * @throws IntegrityError when authentication or the digest fails
    */
   async fetchFile(
@@ -282,10 +299,24 @@ export class SecretStore {
     const { GetObjectCommand } = await this.#cmd();
     const objectKey = `${layer}/${path}`;
     this.gets++;
-    const r = await this.deps.s3.send(
-      new GetObjectCommand({ Bucket: this.deps.bucket, Key: objectKey, VersionId: entry.versionId }),
-      { abortSignal: opts.abortSignal },
-    );
+    let r: import('@aws-sdk/client-s3').GetObjectCommandOutput;
+    try {
+      r = await this.deps.s3.send(
+        new GetObjectCommand({ Bucket: this.deps.bucket, Key: objectKey, VersionId: entry.versionId }),
+        { abortSignal: opts.abortSignal },
+      );
+    } catch (e) {
+      const name = (e as Error).name;
+      if (name === 'NoSuchVersion' || name === 'NoSuchKey' || httpStatus(e) === 404) {
+        throw new MissingObjectError(
+          `${objectKey}: version ${entry.versionId}, which index/${layer} names, does not exist in the bucket (layer ${layer}, file ${path})`,
+          layer,
+          path,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
     const env = parseEnvelope(await bodyBytes(r.Body), objectKey);
     const plainKey = await this.deps.keyring.decrypt(layer, env.encryptedKey);
     const data = open(env, plainKey, this.#binding(layer, objectKey));

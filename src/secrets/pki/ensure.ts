@@ -1,9 +1,9 @@
 import type { KeyObject } from 'node:crypto';
-import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { X509Certificate } from '@peculiar/x509';
 import { IntegrityError, PlatformError, UserError } from '../../errors.js';
-import { atomicWrite } from '../../fsutil.js';
+import { atomicWrite, readRegularFile } from '../../fsutil.js';
 import { log, registerSecret } from '../../log.js';
 import { displayPath } from '../../paths.js';
 import { checkExpiry, DEFAULT_WARN_DAYS, type Expiring } from './expiry.js';
@@ -97,7 +97,7 @@ class Tree {
     if (this.cache.has(rel)) return this.cache.get(rel);
     let data: Buffer | undefined;
     try {
-      data = await readFile(this.abs(rel));
+      data = await readRegularFile(this.abs(rel));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { listFiles } from '../../fsutil.js';
+import { listFiles, readRegularFile } from '../../fsutil.js';
 import { log } from '../../log.js';
 import { parseKubeconfig } from './kubeconfig.js';
 import { parseCertificate } from './x509.js';
@@ -39,9 +38,9 @@ export async function checkExpiry(
   for (const rel of await listFiles(secretsRoot)) {
     let notAfter: Date | undefined;
     if (rel.endsWith('.crt')) {
-      notAfter = parseCertificate(await readFile(path.join(secretsRoot, rel)), rel).notAfter;
+      notAfter = parseCertificate(await readRegularFile(path.join(secretsRoot, rel)), rel).notAfter;
     } else if (rel.endsWith('.conf')) {
-      const text = await readFile(path.join(secretsRoot, rel), 'utf8');
+      const text = (await readRegularFile(path.join(secretsRoot, rel))).toString('utf8');
       try {
         const pem = parseKubeconfig(text, rel).clientCertPem;
         if (pem) notAfter = parseCertificate(pem, `${rel} (client-certificate-data)`).notAfter;

@@ -1,0 +1,220 @@
+/**
+ * Hostile or malformed operator input against a real moto_server (issue 11): a symlinked
+ * layer directory, a missing layer, file modes, replayed and deleted indexes, missing object
+ * versions, a damaged data key, layer paths that are files, FIFOs where files are read.
+ * Every refusal is shown to come before the first write: moto's request recorder
+ * (`/moto-api/recorder`) sees no PutObject, DeleteObject or other write.
+ */
+
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectVersionsCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import { cli, workspace } from '../helpers/cli.js';
+import { bootstrapEnvironment } from '../helpers/env.js';
+import { useMoto, writes } from '../helpers/moto.js';
+
+const moto = useMoto();
+
+/** A workspace with environment `env`, its secrets tree and the CLI's variables. */
+async function setup(env: string) {
+  const boot = await bootstrapEnvironment(moto.endpoint, env);
+  const ws = workspace({ [env]: '' });
+  const secrets = path.join(ws.dir, 'secrets', env);
+  const vars = { ...moto.env, PLATFORM_WORKDIR: ws.dir, HOME: ws.home, AWS_PROFILE: undefined };
+  const put = (rel: string, text: string, mode = 0o600) => {
+    const f = path.join(secrets, rel);
+    mkdirSync(path.dirname(f), { recursive: true, mode: 0o700 });
+    writeFileSync(f, text);
+    chmodSync(f, mode);
+  };
+  const run = (args: string[]) => cli([...args, '-e', env], vars);
+  /** runs the CLI with the recorder on; `written` lists the writes it made */
+  const recorded = async (args: string[]) => {
+    const { result, requests } = await moto.record(() => run(args));
+    return { ...result, written: writes(requests), requests: requests.length };
+  };
+  const s3 = await boot.aws.s3();
+  return { ...boot, ws, secrets, vars, put, run, recorded, s3 };
+}
+
+describe('upload-secrets refuses before writing anything', () => {
+  test('a layer directory that is a symbolic link (item 1)', async () => {
+    const t = await setup('hostile-link');
+    t.put('compute/kubelet.conf', 'real');
+    const outside = mkdtempSync(path.join(os.tmpdir(), 'kp-outside-'));
+    writeFileSync(path.join(outside, 'stolen.txt'), 'x');
+    renameSync(path.join(t.secrets, 'compute'), `${outside}.orig`);
+    symlinkSync(outside, path.join(t.secrets, 'compute'));
+    const r = await t.recorded(['upload-secrets']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/compute: the layer directory is a symbolic link/);
+    expect(r.requests).toBeGreaterThan(0); // the recorder was on (STS identity at least)
+    expect(r.written).toEqual([]);
+    t.aws.destroy();
+  });
+
+  test('a layer named with --layer whose directory is missing, unless --allow-empty (item 3)', async () => {
+    const t = await setup('hostile-empty');
+    t.put('compute/kubelet.conf', 'k');
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    execFileSync('rm', ['-rf', path.join(t.secrets, 'compute')]);
+    const r = await t.recorded(['upload-secrets', '--layer', 'compute']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/compute is missing: publishing it would remove every file of layer compute/);
+    expect(r.stderr).toMatch(/--allow-empty/);
+    expect(r.written).toEqual([]);
+    mkdirSync(path.join(t.secrets, 'compute'));
+    const empty = await t.recorded(['upload-secrets', '--layer', 'compute']);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/compute is empty/);
+    expect(empty.written).toEqual([]);
+    const ok = await t.run(['upload-secrets', '--layer', 'compute', '--allow-empty']);
+    expect(ok.code).toBe(0);
+    const idx = await t.store.readIndex('compute');
+    expect(idx !== 'not-modified' && idx?.index.generation).toBe(2);
+    expect(idx !== 'not-modified' && Object.keys(idx?.index.files ?? {})).toEqual([]);
+    t.aws.destroy();
+  });
+
+  test('file modes outside the allow-list, and keys wider than 0600 (item 5)', async () => {
+    const t = await setup('hostile-mode');
+    t.put('common/notes.txt', 'n', 0o644);
+    t.put('common/open.sh', 'echo', 0o777);
+    t.put('secure/pki/x.key', 'k', 0o644);
+    const r = await t.recorded(['upload-secrets']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/common\/open\.sh: mode 0777 cannot be published/);
+    expect(r.written).toEqual([]);
+    chmodSync(path.join(t.secrets, 'common', 'open.sh'), 0o755);
+    const key = await t.recorded(['upload-secrets']);
+    expect(key.code).toBe(2);
+    expect(key.stderr).toMatch(/secure\/pki\/x\.key: mode 0644: a private key is published only as 0600/);
+    expect(key.written).toEqual([]);
+    chmodSync(path.join(t.secrets, 'secure', 'pki', 'x.key'), 0o600);
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    const idx = await t.store.readIndex('common');
+    expect(idx !== 'not-modified' && idx?.index.files['open.sh']?.mode).toBe(0o755);
+    t.aws.destroy();
+  });
+
+  test('a layer path that is a regular file (item 11)', async () => {
+    const t = await setup('hostile-file');
+    mkdirSync(t.secrets, { recursive: true });
+    writeFileSync(path.join(t.secrets, 'compute'), 'not a directory');
+    const r = await t.recorded(['upload-secrets']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/compute: is not a directory/);
+    expect(r.written).toEqual([]);
+    t.aws.destroy();
+  });
+});
+
+describe('integrity on the machine that publishes (item 8)', () => {
+  test('an older index replayed is refused by upload-secrets and fetch-secrets', async () => {
+    const t = await setup('hostile-replay');
+    t.put('common/a.txt', 'v1');
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    const v1 = await t.s3.send(
+      new ListObjectVersionsCommand({ Bucket: t.names.secretsBucket, Prefix: 'index/common' }),
+    );
+    const gen1 = v1.Versions![0]!.VersionId!;
+    t.put('common/a.txt', 'v2');
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    // someone with write access restores generation 1 of the index as the latest version
+    await t.s3.send(
+      new CopyObjectCommand({
+        Bucket: t.names.secretsBucket,
+        Key: 'index/common',
+        CopySource: `${t.names.secretsBucket}/index/common?versionId=${gen1}`,
+      }),
+    );
+    t.put('common/a.txt', 'v3');
+    const up = await t.recorded(['upload-secrets']);
+    expect(up.code).toBe(4);
+    expect(up.stderr).toMatch(/index\/common: generation 1 is older than generation 2/);
+    expect(up.written).toEqual([]);
+    const fetch = await t.run(['fetch-secrets', '--no-kubeconfig', '--force']);
+    expect(fetch.code).toBe(4);
+    expect(readFileSync(path.join(t.secrets, 'common', 'a.txt'), 'utf8')).toBe('v3');
+    t.aws.destroy();
+  });
+
+  test('a deleted index after a seen generation is an integrity error, not "nothing published"', async () => {
+    const t = await setup('hostile-gone');
+    t.put('secure/a.txt', 's');
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    await t.s3.send(new DeleteObjectCommand({ Bucket: t.names.secretsBucket, Key: 'index/secure' }));
+    const fetch = await t.recorded(['fetch-secrets', '--no-kubeconfig']);
+    expect(fetch.code).toBe(4);
+    expect(fetch.stderr).toMatch(/index\/secure is missing, but generation 1 of layer secure was seen/);
+    expect(fetch.stderr).not.toMatch(/secure: nothing published/);
+    const up = await t.recorded(['upload-secrets']);
+    expect(up.code).toBe(4);
+    expect(up.written).toEqual([]);
+    t.aws.destroy();
+  });
+});
+
+describe('fetch-secrets names what failed (item 11)', () => {
+  test('a missing object version names the object and the layer, exit 4, nothing written', async () => {
+    const t = await setup('hostile-version');
+    t.put('compute/kubelet.conf', 'k');
+    t.put('compute/other.conf', 'o');
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    const idx = await t.store.readIndex('compute');
+    if (!idx || idx === 'not-modified') throw new Error('no index');
+    await t.s3.send(
+      new DeleteObjectCommand({
+        Bucket: t.names.secretsBucket,
+        Key: 'compute/kubelet.conf',
+        VersionId: idx.index.files['kubelet.conf']!.versionId,
+      }),
+    );
+    execFileSync('rm', ['-rf', t.secrets]);
+    const r = await t.recorded(['fetch-secrets', '--no-kubeconfig']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(
+      /compute\/kubelet\.conf: version \S+, which index\/compute names, does not exist/,
+    );
+    expect(() => readFileSync(path.join(t.secrets, 'compute', 'other.conf'))).toThrow();
+    t.aws.destroy();
+  });
+
+  test("flipped bytes in a data key's KMS part: could not decrypt the layer, exit 4, not skipped", async () => {
+    const t = await setup('hostile-kms');
+    t.put('common/a.txt', 'a');
+    t.put('compute/b.txt', 'b');
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    const got = await t.s3.send(
+      new GetObjectCommand({ Bucket: t.names.secretsBucket, Key: 'index/compute' }),
+    );
+    const bytes = Buffer.from(await got.Body!.transformToByteArray());
+    // magic (4) | edkLen (2) | edk: flip a byte in the middle of the encrypted data key
+    const edkLen = bytes.readUInt16BE(4);
+    bytes[6 + Math.floor(edkLen / 2)]! ^= 0xff;
+    await t.s3.send(
+      new PutObjectCommand({ Bucket: t.names.secretsBucket, Key: 'index/compute', Body: bytes }),
+    );
+    const r = await t.run(['fetch-secrets', '--no-kubeconfig']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/could not decrypt layer "compute"/);
+    expect(r.stderr).not.toMatch(/not readable with these credentials/);
+    t.aws.destroy();
+  });
+});
