@@ -58,7 +58,9 @@ export function checkSeen(layer: string, snap: IndexSnapshot | undefined, seen: 
     if (last > 0) {
       throw new IntegrityError(
         `index/${layer} is missing, but generation ${last} of layer ${layer} was seen before: the index was deleted; nothing was written`,
-        { hint: `restore it with upload-secrets --recover --layer ${layer}` },
+        {
+          hint: `S3 versioning keeps the index's earlier versions: look at index/${layer} before publishing again`,
+        },
       );
     }
     return;
