@@ -24,7 +24,7 @@ import {
   tempDir,
   unitNodeFlags,
   waitFor,
-} from './sync-harness.js';
+} from '../test/helpers/sync-harness.js';
 
 const { values } = parseArgs({
   options: { minutes: { type: 'string', default: '3' }, layers: { type: 'string', default: 'secure' } },

@@ -24,7 +24,7 @@ import {
   tempDir,
   unitNodeFlags,
   waitFor,
-} from './sync-harness.js';
+} from '../test/helpers/sync-harness.js';
 
 const { values } = parseArgs({
   options: { changes: { type: 'string', default: '50' }, interval: { type: 'string', default: '1' } },

@@ -1,11 +1,12 @@
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
-import type { KMSClient } from '@aws-sdk/client-kms';
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { UserError } from '../errors.js';
+import { StorageClients } from './storage-clients.js';
+
+export { type AwsSettings, awsSettings, StorageClients } from './storage-clients.js';
 
 /**
  * The one place AWS clients are built (STYLE.md §4): region, credentials chain, endpoint
@@ -19,37 +20,17 @@ import { UserError } from '../errors.js';
  * custom endpoint S3 uses path-style addressing, as S3-compatible servers expect.
  */
 
-export interface AwsSettings {
-  region: string;
-  /** profile to use when neither AWS_PROFILE nor AWS_ACCESS_KEY_ID is exported */
-  profile?: string;
-  /** custom endpoint (AWS_ENDPOINT_URL); undefined = real AWS */
-  endpoint?: string;
-}
-
-/** Settings from the process environment over the environment file's region and profile. */
-export function awsSettings(region: string, profile?: string): AwsSettings {
-  const endpoint = process.env.AWS_ENDPOINT_URL || undefined;
-  return { region, profile, endpoint };
-}
-
 /** The caller's identity (STS GetCallerIdentity). */
 export interface Identity {
   account: string;
   arn: string;
 }
 
-/** Lazily-built, memoised AWS clients for one region/endpoint/credential set. */
-export class AwsClients {
-  readonly settings: AwsSettings;
-  readonly #cache = new Map<string, unknown>();
+/** Lazily-built, memoised AWS clients (S3, KMS and the operator's) for one region/endpoint/credential set. */
+export class AwsClients extends StorageClients {
   #credentials?: AwsCredentialIdentityProvider;
 
-  constructor(settings: AwsSettings) {
-    this.settings = settings;
-  }
-
-  async #credentialProvider(): Promise<AwsCredentialIdentityProvider> {
+  protected override async credentialProvider(): Promise<AwsCredentialIdentityProvider> {
     if (!this.#credentials) {
       const { fromNodeProviderChain } = await import('@aws-sdk/credential-providers');
       const useProfile = !process.env.AWS_PROFILE && !process.env.AWS_ACCESS_KEY_ID && this.settings.profile;
@@ -58,66 +39,34 @@ export class AwsClients {
     return this.#credentials;
   }
 
-  async #common() {
-    return {
-      region: this.settings.region,
-      credentials: await this.#credentialProvider(),
-      ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
-      maxAttempts: 5,
-    };
-  }
-
-  async #get<T>(name: string, make: () => Promise<T>): Promise<T> {
-    let c = this.#cache.get(name) as T | undefined;
-    if (!c) {
-      c = await make();
-      this.#cache.set(name, c);
-    }
-    return c;
-  }
-
-  s3(): Promise<S3Client> {
-    return this.#get('s3', async () => {
-      const { S3Client } = await import('@aws-sdk/client-s3');
-      return new S3Client({ ...(await this.#common()), forcePathStyle: Boolean(this.settings.endpoint) });
-    });
-  }
-
-  kms(): Promise<KMSClient> {
-    return this.#get(
-      'kms',
-      async () => new (await import('@aws-sdk/client-kms')).KMSClient(await this.#common()),
-    );
-  }
-
   ec2(): Promise<EC2Client> {
-    return this.#get(
+    return this.get(
       'ec2',
-      async () => new (await import('@aws-sdk/client-ec2')).EC2Client(await this.#common()),
+      async () => new (await import('@aws-sdk/client-ec2')).EC2Client(await this.common()),
     );
   }
 
   autoscaling(): Promise<AutoScalingClient> {
-    return this.#get(
+    return this.get(
       'autoscaling',
-      async () => new (await import('@aws-sdk/client-auto-scaling')).AutoScalingClient(await this.#common()),
+      async () => new (await import('@aws-sdk/client-auto-scaling')).AutoScalingClient(await this.common()),
     );
   }
 
   elbv2(): Promise<ElasticLoadBalancingV2Client> {
-    return this.#get(
+    return this.get(
       'elbv2',
       async () =>
         new (await import('@aws-sdk/client-elastic-load-balancing-v2')).ElasticLoadBalancingV2Client(
-          await this.#common(),
+          await this.common(),
         ),
     );
   }
 
   sts(): Promise<STSClient> {
-    return this.#get(
+    return this.get(
       'sts',
-      async () => new (await import('@aws-sdk/client-sts')).STSClient(await this.#common()),
+      async () => new (await import('@aws-sdk/client-sts')).STSClient(await this.common()),
     );
   }
 
@@ -126,7 +75,7 @@ export class AwsClients {
    * @throws UserError when no credentials can be found or they are rejected
    */
   async identity(): Promise<Identity> {
-    return this.#get('identity', async () => {
+    return this.get('identity', async () => {
       const { GetCallerIdentityCommand } = await import('@aws-sdk/client-sts');
       try {
         const r = await (await this.sts()).send(new GetCallerIdentityCommand({}));
@@ -140,15 +89,6 @@ export class AwsClients {
         });
       }
     });
-  }
-
-  /** Releases sockets (tests, short-lived commands). */
-  destroy(): void {
-    for (const c of this.#cache.values()) {
-      if (c && typeof (c as { destroy?: () => void }).destroy === 'function')
-        (c as { destroy: () => void }).destroy();
-    }
-    this.#cache.clear();
   }
 }
 

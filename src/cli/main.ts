@@ -38,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (err) {
-    const { reportError } = await import('./report.js');
+    const { reportError } = await import('../report.js');
     return reportError(err, Boolean(program.opts().debug));
   }
 }

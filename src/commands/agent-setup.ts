@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { AwsClients } from '../aws/clients.js';
 import { type InstanceRow, listInstances } from '../aws/inventory.js';
 import { type EnvConfig, loadEnvironment } from '../config/load.js';
+import { type EnvContext, openEnvironment } from '../context/environment.js';
 import { PlatformError, UserError } from '../errors.js';
 import { exec } from '../exec/index.js';
 import { atomicWrite } from '../fsutil.js';
@@ -29,7 +30,6 @@ import {
   pinnedKeys,
 } from '../ssh/known-hosts.js';
 import { matchesSshPatterns, privateHostPatterns } from '../ssh/patterns.js';
-import { type EnvContext, openEnvironment } from './context.js';
 
 /** Options of `agent-setup` (validated and normalised by commander: src/cli/specs/agent-setup.ts). */
 export interface AgentSetupOptions {

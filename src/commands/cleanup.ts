@@ -1,9 +1,9 @@
 import { bootstrap } from '../aws/bootstrap.js';
+import { openEnvironment } from '../context/environment.js';
+import { platformTerraform } from '../context/terraform.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { confirmOrAbort, typeBackOrAbort } from '../prompt.js';
-import { openEnvironment } from './context.js';
-import { platformTerraform } from './terraform-context.js';
 
 /** Options of `cleanup`. */
 export interface CleanupOptions {

@@ -4,12 +4,12 @@ import { expireBackups, slotOf, takeBackup } from '../backup/backup.js';
 import type { EtcdEndpoint } from '../backup/etcdctl.js';
 import { DEFAULT_RETENTION, planRetention, type RetentionPolicy } from '../backup/retention.js';
 import { BackupStore } from '../backup/store.js';
+import { openEnvironment } from '../context/environment.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { confirmOrAbort } from '../prompt.js';
 import { KmsKeyService } from '../secrets/keyring.js';
 import { printRows } from '../table.js';
-import { openEnvironment } from './context.js';
 
 /** Where the bucket is: operator mode (`-e`) or node mode (`--environment --bucket --region`). */
 export interface BackupTarget {

@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { openEnvironment, secretStore } from '../context/environment.js';
 import { ConflictError, IntegrityError, PlatformError } from '../errors.js';
 import { atomicWrite, listFiles } from '../fsutil.js';
 import { log } from '../log.js';
@@ -11,7 +12,6 @@ import { mergeKubeconfig } from '../secrets/kubeconfig-merge.js';
 import { LAYERS, type Layer } from '../secrets/layers.js';
 import { checkSeen, readSeen, recordSeen } from '../secrets/seen.js';
 import type { IndexSnapshot } from '../secrets/store.js';
-import { openEnvironment, secretStore } from './context.js';
 
 /** Options of `fetch-secrets`. */
 export interface FetchSecretsOptions {

@@ -1,4 +1,7 @@
 import { bootstrap } from '../aws/bootstrap.js';
+import { publishAgent } from '../context/agent-bundle.js';
+import { openEnvironment, secretStore } from '../context/environment.js';
+import { platformTerraform } from '../context/terraform.js';
 import { TimeoutError, UserError } from '../errors.js';
 import { log } from '../log.js';
 import { displayPath, manifestsTemplateDir, secretsDir } from '../paths.js';
@@ -6,9 +9,6 @@ import { confirmOrAbort } from '../prompt.js';
 import { LAYERS } from '../secrets/layers.js';
 import { readLayerDir } from '../secrets/local.js';
 import { readIndexForPublish, readSeen, recordSeen } from '../secrets/seen.js';
-import { publishAgent } from './agent-bundle.js';
-import { openEnvironment, secretStore } from './context.js';
-import { platformTerraform } from './terraform-context.js';
 
 /** Options of `run` (README "run"). */
 export interface RunOptions {
@@ -117,7 +117,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
       if (!Number.isFinite(timeoutS) || timeoutS <= 0)
         throw new UserError(`--wait-timeout ${o.waitTimeout}: must be seconds > 0`);
       const { listInstances } = await import('../aws/inventory.js');
-      const { waitForConvergence, formatConvergence } = await import('../sync/convergence.js');
+      const { waitForConvergence, formatConvergence } = await import('../fleet/convergence.js');
       log.step(
         `waiting for the masters to apply secure generation ${secureGeneration} (up to ${timeoutS} s)`,
       );

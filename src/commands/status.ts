@@ -1,10 +1,10 @@
 import semver from 'semver';
+import { openEnvironment } from '../context/environment.js';
 import { log } from '../log.js';
 import { environmentState } from '../state/open.js';
 import type { ClusterState } from '../state/schema.js';
 import { renderTable } from '../table.js';
 import { toolkitVersion } from '../version.js';
-import { openEnvironment } from './context.js';
 
 /** Options of `status`. */
 export interface StatusOptions {

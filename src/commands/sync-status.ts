@@ -1,7 +1,6 @@
 import { listInstances } from '../aws/inventory.js';
+import { openEnvironment, secretStore } from '../context/environment.js';
 import { TimeoutError, UserError } from '../errors.js';
-import { log } from '../log.js';
-import { isLayer } from '../secrets/layers.js';
 import {
   type ConvergenceResult,
   checkConvergence,
@@ -9,10 +8,11 @@ import {
   instancesForLayer,
   readLayerStatuses,
   waitForConvergence,
-} from '../sync/convergence.js';
-import { statusProblem } from '../sync/status.js';
+} from '../fleet/convergence.js';
+import { log } from '../log.js';
+import { isLayer } from '../secrets/layers.js';
+import { statusProblem } from '../secrets/status.js';
 import { renderTable } from '../table.js';
-import { openEnvironment, secretStore } from './context.js';
 
 /** Options of `sync-status`. */
 export interface SyncStatusOptions {

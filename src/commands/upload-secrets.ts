@@ -1,3 +1,4 @@
+import { openEnvironment, secretStore } from '../context/environment.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { displayPath, secretsDir } from '../paths.js';
@@ -7,7 +8,6 @@ import { layerDirState, readLayerDir } from '../secrets/local.js';
 import { readIndexForPublish, readSeen, recordSeen } from '../secrets/seen.js';
 import type { PreparedPublish } from '../secrets/store.js';
 import { renderTable } from '../table.js';
-import { openEnvironment, secretStore } from './context.js';
 
 /** Options of `upload-secrets`. */
 export interface UploadSecretsOptions {

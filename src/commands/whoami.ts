@@ -1,4 +1,4 @@
-import { openEnvironment } from './context.js';
+import { openEnvironment } from '../context/environment.js';
 
 /**
  * `whoami`: the AWS identity the environment's commands act as (the shell shows it before

@@ -200,7 +200,7 @@ export function validateYaml(outPath: string, content: string): string[] {
         'are static pods: apiVersion v1, kind Pod',
     );
   } else if (problems.length === 0 && isStaticPodPath(outPath)) {
-    // manifest-sync refuses such a pod on the node (src/sync/validate.ts); say so here first
+    // manifest-sync refuses such a pod on the node (src/agent/validate.ts); say so here first
     const containers = (o.spec as { containers?: unknown } | undefined)?.containers;
     if (!Array.isArray(containers) || containers.length === 0) problems.push('spec.containers is empty');
   }

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { AwsClients } from '../aws/clients.js';
+import type { StorageClients } from '../aws/storage-clients.js';
 import { ConflictError, IntegrityError, PlatformError } from '../errors.js';
 import { log } from '../log.js';
 import { type Binding, type DataKey, open, parseEnvelope, seal, sha256 } from './envelope.js';
@@ -434,7 +434,7 @@ export class SecretStore {
  * @returns the store and its KMS key service (`keys.requests` counts KMS calls)
  */
 export async function openSecretStore(
-  aws: AwsClients,
+  aws: StorageClients,
   opts: { environment: string; bucket: string; kmsKeyId: string; concurrency?: number },
 ): Promise<{ store: SecretStore; keys: KmsKeyService }> {
   const keys = new KmsKeyService(await aws.kms(), opts.kmsKeyId);

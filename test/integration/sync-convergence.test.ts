@@ -2,6 +2,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { jest } from '@jest/globals';
+import { listInstances } from '../../src/aws/inventory.js';
+import { syncStatusCommand } from '../../src/commands/sync-status.js';
+import { TimeoutError } from '../../src/errors.js';
+import { formatConvergence, waitForConvergence } from '../../src/fleet/convergence.js';
+import { cli, workspace } from '../helpers/cli.js';
+import { useMoto } from '../helpers/moto.js';
 import {
   Agent,
   file,
@@ -10,13 +16,7 @@ import {
   type SyncEnv,
   setupEnv,
   tempDir,
-} from '../../bench/sync-harness.js';
-import { listInstances } from '../../src/aws/inventory.js';
-import { syncStatusCommand } from '../../src/commands/sync-status.js';
-import { TimeoutError } from '../../src/errors.js';
-import { formatConvergence, waitForConvergence } from '../../src/sync/convergence.js';
-import { cli, workspace } from '../helpers/cli.js';
-import { useMoto } from '../helpers/moto.js';
+} from '../helpers/sync-harness.js';
 
 /**
  * The acceptance of issue 5 for convergence: an environment with three masters in the local

@@ -2,6 +2,13 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { validateStaticPod } from '../../src/agent/validate.js';
+import type { BackgroundProcess } from '../../src/exec/index.js';
+import { formatConvergence, waitForConvergence } from '../../src/fleet/convergence.js';
+import { sha256 } from '../../src/secrets/envelope.js';
+import { type NodeStatus, parseStatus } from '../../src/secrets/status.js';
+import type { LocalFile } from '../../src/secrets/store.js';
+import { type Moto, startMoto } from '../helpers/moto.js';
 import {
   Agent,
   file,
@@ -11,14 +18,7 @@ import {
   setupEnv,
   tempDir,
   waitFor,
-} from '../../bench/sync-harness.js';
-import type { BackgroundProcess } from '../../src/exec/index.js';
-import { sha256 } from '../../src/secrets/envelope.js';
-import type { LocalFile } from '../../src/secrets/store.js';
-import { formatConvergence, waitForConvergence } from '../../src/sync/convergence.js';
-import { type NodeStatus, parseStatus } from '../../src/sync/status.js';
-import { validateStaticPod } from '../../src/sync/validate.js';
-import { type Moto, startMoto } from '../helpers/moto.js';
+} from '../helpers/sync-harness.js';
 
 /**
  * Reliability of the manifest-sync agent (issue 5, item 8), scaled to run in about two

@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { exec } from '../../src/exec/index.js';
 import { toolkitRoot } from '../../src/paths.js';
-import { renderUnit, unitTemplatePath } from '../../src/sync/unit.js';
+import { renderUnit, unitTemplatePath } from '../helpers/unit.js';
 
 /**
- * The systemd unit cloud-init installs on nodes (issue 5, item 6): what src/sync/unit.ts
+ * The systemd unit cloud-init installs on nodes (issue 5, item 6): what test/helpers/unit.ts
  * renders is byte for byte what Terraform's templatefile() renders, and systemd accepts it.
  */
 

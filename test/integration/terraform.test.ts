@@ -27,10 +27,10 @@ import { bootstrapNames, etcdMembers } from '../../src/config/topology.js';
 import { UserError } from '../../src/errors.js';
 import { exec } from '../../src/exec/index.js';
 import { toolkitRoot } from '../../src/paths.js';
-import { renderUnit } from '../../src/sync/unit.js';
 import { Terraform } from '../../src/terraform/driver.js';
 import { type TfVars, tfVars } from '../../src/terraform/vars.js';
 import { useMoto } from '../helpers/moto.js';
+import { renderUnit } from '../helpers/unit.js';
 
 /**
  * The platform Terraform, for real: the terraform binary and the AWS provider (from the
@@ -344,7 +344,7 @@ describe('platform/terraform against the local AWS', () => {
       };
       const files = Object.fromEntries(doc.write_files.map((f) => [f.path, f.content]));
       const unit = files['/etc/systemd/system/manifest-sync@.service']!;
-      // the unit cloud-init installs is the one src/sync/unit.ts renders (less full-line comments)
+      // the unit cloud-init installs is the one test/helpers/unit.ts renders (less full-line comments)
       const rendered = await renderUnit(toolkitRoot(), {
         environment: 'tf-it',
         bucket: names.secretsBucket,

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { targetOf } from '../../src/agent/plan.js';
 import { type EnvConfig, parseEnvironment } from '../../src/config/load.js';
 import {
   type ManifestValues,
@@ -11,7 +12,6 @@ import {
 } from '../../src/manifests/index.js';
 import { manifestsTemplateDir, terraformDir, toolkitRoot } from '../../src/paths.js';
 import { BOOTSTRAP_GROUPS } from '../../src/secrets/pki/token.js';
-import { targetOf } from '../../src/sync/plan.js';
 
 /**
  * The cluster add-ons (platform/manifests/secure/addons/) rendered for the playground
@@ -21,7 +21,7 @@ import { targetOf } from '../../src/sync/plan.js';
  * what makes a cluster usable: kube-proxy and CoreDNS as kubeadm v1.34 deploys them, and the
  * flannel pod network (VXLAN). No API server runs here (kubectl cannot validate offline), so
  * pod templates are checked against the strict core/v1 PodSpec JSON Schema of v1.34
- * (src/sync/schema/pod-v1.34.ts) and every other object structurally.
+ * (src/agent/schema/pod-v1.34.ts) and every other object structurally.
  */
 
 const root = toolkitRoot();
@@ -264,7 +264,7 @@ beforeAll(async () => {
     'environments/play.env',
   );
   const { Ajv } = await import('ajv');
-  const { POD_SCHEMA } = await import('../../src/sync/schema/pod-v1.34.js');
+  const { POD_SCHEMA } = await import('../../src/agent/schema/pod-v1.34.js');
   const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strict: true });
   podSpecSchema = ajv.compile({ ...POD_SCHEMA, $ref: '#/definitions/V1PodSpec' });
   objectMetaSchema = ajv.compile({ ...POD_SCHEMA, $ref: '#/definitions/V1ObjectMeta' });

@@ -1,6 +1,6 @@
 import type { InstanceRow } from '../../src/aws/inventory.js';
-import { checkConvergence, formatConvergence, instancesForLayer } from '../../src/sync/convergence.js';
-import { type NodeStatus, parseStatus } from '../../src/sync/status.js';
+import { checkConvergence, formatConvergence, instancesForLayer } from '../../src/fleet/convergence.js';
+import { type NodeStatus, parseStatus } from '../../src/secrets/status.js';
 
 const row = (instanceId: string, layer: string | null, state = 'running'): InstanceRow => ({
   name: `play-${layer}`,

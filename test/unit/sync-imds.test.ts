@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
+import { instanceId, resolveNodeId } from '../../src/agent/imds.js';
 import { setLogSink } from '../../src/log.js';
-import { instanceId, resolveNodeId } from '../../src/sync/imds.js';
 
 /** A stand-in for the instance metadata service on 127.0.0.1 that enforces IMDSv2. */
 async function fakeImds(id: string): Promise<{ endpoint: string; calls: string[]; close: () => void }> {

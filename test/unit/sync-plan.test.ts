@@ -1,7 +1,7 @@
+import { backoffS, checkIndex, EMPTY_STATE, fingerprint, planSync, targetOf } from '../../src/agent/plan.js';
 import { IntegrityError } from '../../src/errors.js';
 import { sha256 } from '../../src/secrets/envelope.js';
 import type { LayerIndex } from '../../src/secrets/index-format.js';
-import { backoffS, checkIndex, EMPTY_STATE, fingerprint, planSync, targetOf } from '../../src/sync/plan.js';
 
 const entry = (content: string, mode = 0o600) => ({
   sha256: sha256(content),

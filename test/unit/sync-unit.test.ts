@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are Terraform template syntax under test
 import { UserError } from '../../src/errors.js';
 import { toolkitRoot } from '../../src/paths.js';
-import { agentNodeFlags, renderTemplate, renderUnit } from '../../src/sync/unit.js';
+import { agentNodeFlags, renderTemplate, renderUnit } from '../helpers/unit.js';
 
 const vars = { environment: 'prod', bucket: 'kp-prod-123456789012-eu-west-1-secrets', region: 'eu-west-1' };
 

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { KUBERNETES_SCHEMA_VERSION, ManifestError, validateStaticPod } from '../../src/agent/validate.js';
 import { parseEnvironment } from '../../src/config/load.js';
 import { IntegrityError } from '../../src/errors.js';
 import { isStaticPodPath, manifestValues, renderTree } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
-import { KUBERNETES_SCHEMA_VERSION, ManifestError, validateStaticPod } from '../../src/sync/validate.js';
 
 const WHAT = 'secure/manifests/etcd.yaml';
 
@@ -112,9 +112,9 @@ test('the message names the file, line and field', () => {
 
 test('the precompiled validator is the schema: it agrees with Ajv compiling POD_SCHEMA now', async () => {
   const { Ajv } = await import('ajv');
-  const { POD_SCHEMA } = await import('../../src/sync/schema/pod-v1.34.js');
+  const { POD_SCHEMA } = await import('../../src/agent/schema/pod-v1.34.js');
   const { validate: precompiled } = (await import(
-    '../../src/sync/schema/pod-v1.34.validate.js'
+    '../../src/agent/schema/pod-v1.34.validate.js'
   )) as unknown as {
     validate: ((d: unknown) => boolean) & { errors?: unknown[] | null };
   };

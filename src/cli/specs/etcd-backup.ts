@@ -2,7 +2,7 @@ import { Argument, Option } from 'commander';
 import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
 
 /** Node mode flags (on a master, where there is no environment file). */
-function nodeModeOptions(c: import('commander').Command) {
+export function nodeModeOptions(c: import('commander').Command) {
   return c
     .addOption(new Option('--environment <name>', 'node mode: environment name (with --bucket and --region)'))
     .addOption(new Option('--bucket <name>', 'node mode: the secrets bucket'))
@@ -10,7 +10,7 @@ function nodeModeOptions(c: import('commander').Command) {
 }
 
 /** `-e` is optional here: node mode names the bucket instead. */
-function optionalEnv(): Option {
+export function optionalEnv(): Option {
   const o = envOption();
   o.mandatory = false;
   return o;
@@ -59,43 +59,5 @@ export const etcdBackupSpec: CommandSpec = {
     ...STD_EXIT,
     '4 integrity: the snapshot read back after upload did not verify',
     '130 declined at the prompt (expire)',
-  ],
-};
-
-/** `etcd-restore SNAPSHOT --dry-run | --member ... --initial-cluster ... --token ... --data-dir ...`. */
-export const etcdRestoreSpec: CommandSpec = {
-  name: 'etcd-restore',
-  summary:
-    'verify an etcd snapshot (--dry-run: restore into a scratch directory, count keys) or restore a member',
-  configure: (c) =>
-    nodeModeOptions(
-      c
-        .argument('<snapshot>', 'object key under backups/etcd/ (etcd-backup list), or "latest"')
-        .addOption(optionalEnv())
-        .addOption(localOption()),
-    )
-      .addOption(
-        new Option('--dry-run', 'download, verify, restore into a scratch dir, report revision and keys'),
-      )
-      .addOption(new Option('--member <name>', 'restore: the member this host becomes'))
-      .addOption(new Option('--initial-cluster <list>', 'restore: name=peerURL,... of the new cluster'))
-      .addOption(new Option('--token <token>', 'restore: the new cluster token (the same on every member)'))
-      .addOption(new Option('--data-dir <dir>', 'restore: the new data directory (must not exist)'))
-      .addOption(new Option('--yes', 'restore without asking (needs --confirm ENV)'))
-      .addOption(new Option('--confirm <env>', 'the environment name, typed back (with --yes)'))
-      .addOption(new Option('--json', 'print JSON (dry run)')),
-  run: async (o, args) =>
-    (await import('../../commands/etcd-restore.js')).etcdRestoreCommand({
-      ...(o as object),
-      snapshot: args[0] ?? '',
-    } as never),
-  example: [
-    'etcd-restore -e prod latest --dry-run',
-    'etcd-restore --environment prod --bucket B --region eu-west-1 backups/etcd/20261201T220000Z-etcd-a.db --member etcd-a --initial-cluster etcd-a=https://10.80.10.10:2380,... --token kp-restore-1 --data-dir /var/lib/etcd/restored',
-  ],
-  exitCodes: [
-    ...STD_EXIT,
-    '4 integrity: the snapshot is corrupted, tampered with or from another environment; nothing restored',
-    '130 the environment name typed back did not match',
   ],
 };

@@ -5,7 +5,7 @@ import { UserError } from '../errors.js';
 import { displayPath, secretsDir, stateDir, terraformDir } from '../paths.js';
 import type { Terraform } from '../terraform/driver.js';
 import { agentBundle } from './agent-bundle.js';
-import type { EnvContext } from './context.js';
+import type { EnvContext } from './environment.js';
 
 /** An initialised Terraform for one environment, with the variables `run` applies. */
 export interface PlatformTerraform {

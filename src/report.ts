@@ -1,5 +1,5 @@
-import { PlatformError } from '../errors.js';
-import { mask } from '../log.js';
+import { PlatformError } from './errors.js';
+import { mask } from './log.js';
 
 /**
  * Prints an error and its cause chain to stderr (masked), the stack only with --debug,

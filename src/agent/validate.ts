@@ -7,7 +7,7 @@ import { validate as podSchemaValidate } from './schema/pod-v1.34.validate.js';
 /**
  * Validation of a static pod manifest before manifest-sync writes it into kubelet's
  * staticPodPath: exactly one YAML document (no duplicate keys), a core/v1 Pod valid against
- * the strict JSON Schema of the pinned Kubernetes release (src/sync/schema/pod-v1.34.ts:
+ * the strict JSON Schema of the pinned Kubernetes release (src/agent/schema/pod-v1.34.ts:
  * unknown fields, wrong types and missing required fields are errors, as with kubectl's
  * strict field validation), with `metadata.name` set (kubelet names the mirror pod after it).
  * Sources: Kubernetes docs "Create static Pods", "Field validation" (server-side strict),
@@ -45,7 +45,7 @@ export function formatManifestProblem(what: string, p: ManifestProblem): string 
 
 /**
  * The schema's validator: POD_SCHEMA compiled ahead of time by Ajv into standalone code
- * (src/sync/schema/generate.ts), so the agent neither ships Ajv nor compiles at run time.
+ * (tools/generate-pod-schema.ts), so the agent neither ships Ajv nor compiles at run time.
  */
 const podValidator = podSchemaValidate as unknown as ((data: unknown) => boolean) & {
   errors?: ErrorObject[] | null;

@@ -5,6 +5,7 @@ import { atomicWrite, fileMode, TEMP_FILE_RE } from '../fsutil.js';
 import { log } from '../log.js';
 import { sha256 } from '../secrets/envelope.js';
 import type { LayerIndex } from '../secrets/index-format.js';
+import type { NodeStatus } from '../secrets/status.js';
 import type { SecretStore } from '../secrets/store.js';
 import {
   type Action,
@@ -18,7 +19,6 @@ import {
   type SyncState,
   targetOf,
 } from './plan.js';
-import type { NodeStatus } from './status.js';
 import { ManifestError, validateStaticPod } from './validate.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { InstanceRow } from '../aws/inventory.js';
+import { type NodeStatus, parseStatus, statusProblem } from '../secrets/status.js';
 import type { SecretStore } from '../secrets/store.js';
-import { type NodeStatus, parseStatus, statusProblem } from './status.js';
 
 /**
  * Convergence of a layer (issue 5): after a publish, has every running instance that syncs

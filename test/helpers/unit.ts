@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError } from '../../src/errors.js';
 
 /**
  * The systemd unit template that runs manifest-sync on nodes,

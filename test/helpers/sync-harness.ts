@@ -11,19 +11,19 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { AwsClients } from '../src/aws/clients.js';
-import { sha256 } from '../src/secrets/envelope.js';
-import type { KmsKeyService } from '../src/secrets/keyring.js';
-import type { LocalFile, SecretStore } from '../src/secrets/store.js';
-import { agentNodeFlags, renderUnit } from '../src/sync/unit.js';
-import { bootstrapEnvironment, TEST_REGION } from '../test/helpers/env.js';
+import type { AwsClients } from '../../src/aws/clients.js';
+import { sha256 } from '../../src/secrets/envelope.js';
+import type { KmsKeyService } from '../../src/secrets/keyring.js';
+import type { LocalFile, SecretStore } from '../../src/secrets/store.js';
+import { bootstrapEnvironment, TEST_REGION } from './env.js';
+import { agentNodeFlags, renderUnit } from './unit.js';
 
 // the SDK's Node.js support notice is only noise here (as in test/setup.cjs); the SDK is
 // loaded lazily, after this line
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /** The repository root (this file runs from dist/bench/). */
-export const REPO = path.resolve(import.meta.dirname, '..', '..');
+export const REPO = path.resolve(import.meta.dirname, '..', '..', '..');
 /** The toolkit CLI launcher and the node agent's single-file bundle (npm run build:agent). */
 export const CLI = path.join(REPO, 'scripts', 'kube-platform');
 export const AGENT_BUNDLE = path.join(REPO, 'dist', 'agent', 'manifest-sync.mjs');

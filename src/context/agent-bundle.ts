@@ -4,7 +4,7 @@ import { PlatformError } from '../errors.js';
 import { log } from '../log.js';
 import { displayPath, toolkitRoot } from '../paths.js';
 import { sha256 } from '../secrets/envelope.js';
-import type { EnvContext } from './context.js';
+import type { EnvContext } from './environment.js';
 
 /**
  * The node agent bundle (dist/agent/manifest-sync.mjs, built by `npm run build`),

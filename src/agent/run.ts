@@ -1,0 +1,223 @@
+import path from 'node:path';
+import { awsSettings, StorageClients } from '../aws/storage-clients.js';
+import { IntegrityError, UserError } from '../errors.js';
+import { log, setLogSink } from '../log.js';
+import { isLayer } from '../secrets/layers.js';
+import type { NodeStatus } from '../secrets/status.js';
+import { openSecretStore, type SecretStore } from '../secrets/store.js';
+import {
+  defaultStateFile,
+  readState,
+  removeStaleTemps,
+  runAgent,
+  type SyncResult,
+  syncOnce,
+} from './agent.js';
+import { resolveNodeId } from './imds.js';
+import { KUBERNETES_SCHEMA_VERSION } from './validate.js';
+
+/**
+ * The agent's run: what `manifest-sync` does once it knows where the bucket is. The node
+ * agent's bundle (main.ts) calls it in node mode; the toolkit CLI's `manifest-sync`
+ * (src/commands/manifest-sync.ts) also in operator mode, with a store opened from `-e ENV`.
+ */
+
+/** Options of the agent (see README "manifest-sync"), as commander hands them over. */
+export interface AgentOptions {
+  /** node mode: environment name (encryption context), with --bucket and --region */
+  environment?: string;
+  bucket?: string;
+  region?: string;
+  /** layers to sync, e.g. ['common', 'secure'] @default ['secure'] */
+  layer: string[];
+  /** where `manifests/` paths go (kubelet's staticPodPath) @default /etc/kubernetes/manifests */
+  dest: string;
+  /** where other paths (pki/, kubeconfigs) go @default /etc/kubernetes unless --dest is redirected */
+  root?: string;
+  /** one pass then exit */
+  once?: boolean;
+  /** seconds between index polls @default 1 */
+  interval: string | number;
+  /** seconds between status reports while nothing changes @default 60 */
+  heartbeat: string | number;
+  /** directory of the per-layer state files; default /var/lib/kube-platform, or beside a redirected --dest */
+  stateDir?: string;
+  /** the id status is reported under; default: the instance id from IMDSv2 (node mode) */
+  nodeId?: string;
+  /** false (--no-status): write no status report */
+  status?: boolean;
+  /** 'text' (plain lines) or 'json' (one object per line) on stderr @default text */
+  logFormat?: string;
+}
+
+const DEFAULT_DEST = '/etc/kubernetes/manifests';
+
+/** Parses a number of seconds in [min, max]. @throws UserError naming the flag */
+function seconds(flag: string, v: string | number, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new UserError(`${flag} ${v}: must be a number of seconds between ${min} and ${max}`);
+  }
+  return n;
+}
+
+/** Logs as JSON lines: {time, level, msg} (the text is masked by log.ts before it gets here). */
+function jsonLogs(): void {
+  setLogSink((line) => {
+    const m = /^(==> | {4}|warning: |error: |debug: )?([\s\S]*)$/.exec(line)!;
+    const level = { 'warning: ': 'warn', 'error: ': 'error', 'debug: ': 'debug' }[m[1] ?? ''] ?? 'info';
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: m[2] })}\n`);
+  });
+}
+
+function report(layer: string, r: SyncResult): void {
+  if (!r.changed) return;
+  log.info(
+    `layer ${layer}: generation ${r.generation} applied (${r.written.length} written, ${r.removed.length} removed${r.fileErrors.length ? `, ${r.fileErrors.length} refused` : ''})`,
+  );
+}
+
+/** The bucket the agent syncs from, opened. */
+export interface AgentConnection {
+  store: SecretStore;
+  /** node mode (--bucket): status is reported under the instance id by default */
+  nodeMode: boolean;
+  /** releases the connection's clients (and whatever the opener started) */
+  close(): Promise<void>;
+}
+
+/**
+ * Node mode: opens the secrets bucket `--bucket` of `--environment` in `--region` (the KMS
+ * key is the environment's alias, alias/kube-platform/<environment>). The endpoint is the
+ * standard AWS_ENDPOINT_URL when set.
+ * @throws UserError (exit 2) when --environment or --region is missing
+ */
+export async function connectNodeMode(o: AgentOptions): Promise<AgentConnection> {
+  const environment = o.environment;
+  if (!o.bucket) throw new UserError('give --environment, --bucket and --region');
+  if (!environment || !o.region) throw new UserError('--bucket needs --environment and --region');
+  const aws = new StorageClients(awsSettings(o.region));
+  const kmsKeyId = `alias/kube-platform/${environment}`;
+  const store = (await openSecretStore(aws, { environment, bucket: o.bucket, kmsKeyId })).store;
+  return { store, nodeMode: true, close: async () => aws.destroy() };
+}
+
+/**
+ * The node agent: keeps `--dest` (and `--root`) in step with layers of the secrets bucket,
+ * in the foreground until SIGTERM/SIGINT (exit 0), or for one pass with `--once`.
+ * @param connect opens the bucket, after the flags are checked and the signal handlers set
+ * @returns exit code 0 (errors are thrown)
+ * @throws UserError (exit 2) for bad flags; IntegrityError (exit 4) from a `--once` pass that
+ *   refused the index or an object, or left a manifest unapplied (the others are applied)
+ */
+export async function runManifestSync(
+  o: AgentOptions,
+  connect: () => Promise<AgentConnection>,
+): Promise<number> {
+  if (o.logFormat === 'json') jsonLogs();
+  for (const l of o.layer)
+    if (!isLayer(l)) throw new UserError(`--layer ${l}: must be common, secure, compute or locked`);
+  const intervalS = seconds('--interval', o.interval, 0.1, 3600);
+  const heartbeatS = seconds('--heartbeat', o.heartbeat, 1, 86_400);
+  const redirected = path.resolve(o.dest) !== DEFAULT_DEST;
+  const dest = path.resolve(o.dest);
+  const root = o.root ? path.resolve(o.root) : redirected ? undefined : '/etc/kubernetes';
+  if (!root) log.info(`--dest is redirected and no --root given: only manifests/ are synced`);
+  if (o.nodeId !== undefined && !/^[A-Za-z0-9._-]{1,255}$/.test(o.nodeId)) {
+    throw new UserError(
+      `--node-id ${JSON.stringify(o.nodeId)}: only letters, digits, '.', '_' and '-' (≤ 255)`,
+    );
+  }
+
+  // SIGTERM/SIGINT from here on stop the agent cleanly (exit 0), also while it starts up
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  if (!o.once) {
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+  try {
+    return await start(o, connect, { dest, root, redirected, intervalS, heartbeatS }, stop.signal);
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
+async function start(
+  o: AgentOptions,
+  connect: () => Promise<AgentConnection>,
+  p: { dest: string; root?: string; redirected: boolean; intervalS: number; heartbeatS: number },
+  signal: AbortSignal,
+): Promise<number> {
+  const { dest, root, redirected, intervalS, heartbeatS } = p;
+  const { store, close, nodeMode } = await connect();
+  // status reports: always in node mode, in operator mode only for an explicit --node-id
+  const nodeId =
+    o.status === false ? undefined : nodeMode ? await resolveNodeId(o.nodeId) : (o.nodeId ?? undefined);
+  const stateFile = (layer: string) =>
+    defaultStateFile(layer, dest, redirected, o.stateDir && path.resolve(o.stateDir));
+  const map = { dest, root };
+
+  try {
+    if (o.once) return await once(store, o.layer, map, stateFile, nodeId);
+    log.debug(`manifests are validated against Kubernetes ${KUBERNETES_SCHEMA_VERSION}`);
+    await runAgent({ store, layers: o.layer, map, stateFile, intervalS, heartbeatS, nodeId, signal });
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
+/** `--once`: one pass per layer, a status report per layer when there is a node id. */
+async function once(
+  store: SecretStore,
+  layers: string[],
+  map: { dest: string; root?: string },
+  stateFile: (layer: string) => string,
+  nodeId: string | undefined,
+): Promise<number> {
+  const errors: Error[] = [];
+  for (const layer of layers) {
+    let r: SyncResult | undefined;
+    let error: string | null = null;
+    try {
+      const before = await readState(stateFile(layer));
+      const dirs = [map.dest, ...Object.keys(before.written).map((t) => path.dirname(t))];
+      await removeStaleTemps(dirs);
+      r = await syncOnce({ store, layer, map, stateFile: stateFile(layer) });
+      report(layer, r);
+      for (const f of r.fileErrors)
+        log.error(`layer ${layer}: ${f.path} not applied, its last good version stays: ${f.error}`);
+      if (r.fileErrors.length) {
+        errors.push(
+          new IntegrityError(`layer ${layer}: ${r.fileErrors.map((f) => f.error).join('; ')}`, {
+            hint: 'fix the manifest and publish again; the other files were applied',
+          }),
+        );
+      }
+    } catch (e) {
+      error = (e as Error).message;
+      errors.push(e as Error);
+    }
+    if (nodeId) {
+      const state = r?.state ?? (await readState(stateFile(layer)).catch(() => undefined));
+      if (!state) continue;
+      const status: NodeStatus = {
+        node: nodeId,
+        layer,
+        generation: state.generation,
+        indexDigest: state.indexDigest,
+        appliedAt: state.appliedAt,
+        heartbeatAt: new Date().toISOString(),
+        error,
+        fileErrors: state.fileErrors,
+      };
+      await store
+        .putStatus(layer, nodeId, status)
+        .catch((e: Error) => log.warn(`status not written: ${e.message}`));
+    }
+  }
+  if (errors.length) throw errors[0];
+  return 0;
+}

@@ -1,0 +1,86 @@
+import type { KMSClient } from '@aws-sdk/client-kms';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
+
+/**
+ * The S3 and KMS clients, built in one place (STYLE.md §4): all the node agent needs, so its
+ * bundle carries no EC2, Auto Scaling, ELB or STS client. {@link AwsClients} (clients.ts)
+ * adds the operator's clients on top. Region, credentials chain, endpoint and path-style
+ * addressing: see clients.ts.
+ */
+
+export interface AwsSettings {
+  region: string;
+  /** profile to use when neither AWS_PROFILE nor AWS_ACCESS_KEY_ID is exported */
+  profile?: string;
+  /** custom endpoint (AWS_ENDPOINT_URL); undefined = real AWS */
+  endpoint?: string;
+}
+
+/** Settings from the process environment over the environment file's region and profile. */
+export function awsSettings(region: string, profile?: string): AwsSettings {
+  const endpoint = process.env.AWS_ENDPOINT_URL || undefined;
+  return { region, profile, endpoint };
+}
+
+/** Lazily-built, memoised S3 and KMS clients for one region/endpoint/credential set. */
+export class StorageClients {
+  readonly settings: AwsSettings;
+  readonly #cache = new Map<string, unknown>();
+
+  constructor(settings: AwsSettings) {
+    this.settings = settings;
+  }
+
+  /**
+   * The credentials provider the clients share; undefined = each client's SDK default chain
+   * (environment, shared config and SSO files, ECS/EC2 instance metadata), which is what a
+   * node has (its instance profile, through IMDS). {@link AwsClients} shares one provider
+   * and honours the environment's profile.
+   */
+  protected async credentialProvider(): Promise<AwsCredentialIdentityProvider | undefined> {
+    return undefined;
+  }
+
+  protected async common() {
+    const credentials = await this.credentialProvider();
+    return {
+      region: this.settings.region,
+      ...(credentials ? { credentials } : {}),
+      ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
+      maxAttempts: 5,
+    };
+  }
+
+  protected async get<T>(name: string, make: () => Promise<T>): Promise<T> {
+    let c = this.#cache.get(name) as T | undefined;
+    if (!c) {
+      c = await make();
+      this.#cache.set(name, c);
+    }
+    return c;
+  }
+
+  s3(): Promise<S3Client> {
+    return this.get('s3', async () => {
+      const { S3Client } = await import('@aws-sdk/client-s3');
+      return new S3Client({ ...(await this.common()), forcePathStyle: Boolean(this.settings.endpoint) });
+    });
+  }
+
+  kms(): Promise<KMSClient> {
+    return this.get(
+      'kms',
+      async () => new (await import('@aws-sdk/client-kms')).KMSClient(await this.common()),
+    );
+  }
+
+  /** Releases sockets (tests, short-lived commands). */
+  destroy(): void {
+    for (const c of this.#cache.values()) {
+      if (c && typeof (c as { destroy?: () => void }).destroy === 'function')
+        (c as { destroy: () => void }).destroy();
+    }
+    this.#cache.clear();
+  }
+}

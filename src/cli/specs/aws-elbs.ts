@@ -1,0 +1,13 @@
+import { Option } from 'commander';
+import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+
+/** The `aws-elbs` command's flags; the handler is src/commands/aws-elbs.ts, imported when it runs. */
+export const awsElbsSpec: CommandSpec = {
+  name: 'aws-elbs',
+  summary: "the environment's load balancers: name, DNS name, type, scheme, state",
+  configure: (c) =>
+    c.addOption(envOption()).addOption(localOption()).addOption(new Option('--json', 'print JSON')),
+  run: async (o) => (await import('../../commands/aws-elbs.js')).awsElbsCommand(o as never),
+  example: ['aws-elbs -e prod'],
+  exitCodes: STD_EXIT,
+};

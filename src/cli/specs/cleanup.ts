@@ -1,0 +1,21 @@
+import { Option } from 'commander';
+import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+
+/** The `cleanup` command's flags; the handler is src/commands/cleanup.ts, imported when it runs. */
+export const cleanupSpec: CommandSpec = {
+  name: 'cleanup',
+  summary:
+    'destroy what run created, after showing it and a confirmation; keeps state, secrets and the KMS key',
+  configure: (c) =>
+    c
+      .addOption(envOption())
+      .addOption(localOption())
+      .addOption(new Option('--yes', 'do not ask (outside play-* environments also needs --confirm ENV)'))
+      .addOption(new Option('--confirm <env>', 'the environment name, typed back (with --yes)'))
+      .addOption(
+        new Option('--purge', 'also delete both buckets and schedule the KMS key deletion (asks again)'),
+      ),
+  run: async (o) => (await import('../../commands/cleanup.js')).cleanupCommand(o as never),
+  example: ['cleanup -e play-alice', 'cleanup -e staging --yes --confirm staging'],
+  exitCodes: [...STD_EXIT, '130 declined at the prompt'],
+};

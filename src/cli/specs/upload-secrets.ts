@@ -1,0 +1,34 @@
+import { Option } from 'commander';
+import { type CommandSpec, envOption, LAYER_CHOICES, localOption, STD_EXIT } from '../common.js';
+
+/** The `upload-secrets` command's flags; the handler is src/commands/upload-secrets.ts, imported when it runs. */
+export const uploadSecretsSpec: CommandSpec = {
+  name: 'upload-secrets',
+  summary: 'publish secrets/<env>/ to the secrets bucket, layer by layer (unchanged files are skipped)',
+  configure: (c) =>
+    c
+      .addOption(envOption())
+      .addOption(localOption())
+      .addOption(
+        new Option('--dry-run', 'print the plan (added, changed, removed per layer) and touch nothing'),
+      )
+      .addOption(
+        new Option('--layer <layer...>', 'layers to publish (default: every layer present)').choices(
+          LAYER_CHOICES,
+        ),
+      )
+      .addOption(new Option('--json', 'print the plan as JSON'))
+      .addOption(
+        new Option(
+          '--allow-empty',
+          'with --layer: publish a layer whose directory is missing or empty (every node removes its files)',
+        ),
+      ),
+  run: async (o) => (await import('../../commands/upload-secrets.js')).uploadSecretsCommand(o as never),
+  example: ['upload-secrets -e prod --dry-run', 'upload-secrets -e prod --layer secure'],
+  exitCodes: [
+    ...STD_EXIT,
+    '3 conflict: someone else published meanwhile; nothing of yours was published',
+    '4 integrity: an index failed verification, went back, or vanished after a generation was seen',
+  ],
+};
