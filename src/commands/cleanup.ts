@@ -29,16 +29,23 @@ export interface CleanupGuard {
  * Decides how `cleanup` must be confirmed, and fails at once when it cannot be: without a
  * TTY a prompt could never be answered, so instead of waiting the command stops before
  * touching anything (kops' habit).
- * @throws UserError (2) when --confirm names another environment, or without a TTY and without --yes/--confirm
+ * @throws UserError (2) when --confirm names another environment, without a TTY and without
+ *   --yes/--confirm, or with --purge without a TTY (purging is typed back, never scripted)
  */
 export function cleanupGuard(
   env: string,
-  o: Pick<CleanupOptions, 'yes' | 'confirm'>,
+  o: Pick<CleanupOptions, 'yes' | 'confirm' | 'purge'>,
   tty: boolean,
 ): CleanupGuard {
   const shared = !env.startsWith('play-');
   if (o.confirm !== undefined && o.confirm !== env) {
     throw new UserError(`--confirm ${o.confirm} does not match the environment ${env}`);
+  }
+  if (o.purge && !tty) {
+    throw new UserError(
+      `cleanup --purge of ${env} asks for "purge ${env}" to be typed, but stdin is not a terminal; nothing was destroyed`,
+      { hint: `purging has no non-interactive form: run it from a terminal, or drop --purge` },
+    );
   }
   const preauthorised = Boolean(o.yes) && (!shared || o.confirm === env);
   if (!preauthorised && !tty) {
@@ -50,6 +57,21 @@ export function cleanupGuard(
     throw new UserError(`cleanup of the shared environment ${env} with --yes also needs --confirm ${env}`);
   }
   return { shared, preauthorised };
+}
+
+/** Asks for `purge ENV` typed back. @throws AbortError (130) on anything else */
+async function confirmPurge(
+  names: { stateBucket: string; secretsBucket: string; kmsAlias: string },
+  env: string,
+): Promise<void> {
+  log.warn(
+    `--purge deletes s3://${names.stateBucket}, s3://${names.secretsBucket} (every version) and schedules ${names.kmsAlias} for deletion: the PKI and secrets of ${env} are lost`,
+  );
+  await typeBackOrAbort(
+    `type "purge ${env}" to delete them`,
+    `purge ${env}`,
+    'purging has no non-interactive form',
+  );
 }
 
 /**
@@ -78,6 +100,8 @@ export async function cleanupCommand(o: CleanupOptions): Promise<number> {
         if (guard.shared) await typeBackOrAbort(`type the environment name to destroy ${env}`, env, hint);
         else await confirmOrAbort(`destroy the playground ${env}?`, hint);
       }
+      // every question is asked before the first change: a refused purge destroys nothing
+      if (o.purge) await confirmPurge(ctx.names, env);
       await tf.apply(planFile);
       log.step(
         `${env}: destroyed; kept s3://${ctx.names.stateBucket}, s3://${ctx.names.secretsBucket} and ${ctx.names.kmsAlias}`,
@@ -86,14 +110,7 @@ export async function cleanupCommand(o: CleanupOptions): Promise<number> {
       log.step(`${env}: nothing to destroy`);
     }
     if (o.purge) {
-      log.warn(
-        `--purge deletes s3://${ctx.names.stateBucket}, s3://${ctx.names.secretsBucket} (every version) and schedules ${ctx.names.kmsAlias} for deletion: the PKI and secrets of ${env} are lost`,
-      );
-      await typeBackOrAbort(
-        `type "purge ${env}" to delete them`,
-        `purge ${env}`,
-        'purging has no non-interactive form',
-      );
+      if (!summary.changes) await confirmPurge(ctx.names, env);
       const { purge } = await import('../aws/purge.js');
       await purge(ctx.aws, ctx.names);
     }

@@ -20,8 +20,15 @@ export interface TerminateLayerOptions {
  * master at a time in production). Asks once, and outside play-* environments a second
  * time with the environment name typed back (`--yes --confirm ENV` for scripts).
  * @returns 0
+ * @throws UserError (2) when --confirm names another environment (in playgrounds too)
  */
 export async function terminateLayerCommand(o: TerminateLayerOptions): Promise<number> {
+  // a --confirm naming another environment is an error everywhere, before any AWS call
+  if (o.confirm !== undefined && o.confirm !== o.env) {
+    throw new UserError(
+      `--confirm ${o.confirm} does not match the environment ${o.env}; nothing was terminated`,
+    );
+  }
   const ctx = await openEnvironment({ env: o.env, local: o.local });
   try {
     const env = ctx.cfg.name;

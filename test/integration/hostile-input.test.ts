@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DescribeImagesCommand, DescribeInstancesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
@@ -215,6 +216,50 @@ describe('fetch-secrets names what failed (item 11)', () => {
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/could not decrypt layer "compute"/);
     expect(r.stderr).not.toMatch(/not readable with these credentials/);
+    t.aws.destroy();
+  });
+});
+
+describe('refusals come before the first change (items 2 and 4)', () => {
+  test('cleanup --yes --confirm ENV --purge without a terminal refuses before destroying anything', async () => {
+    const t = await setup('play-hostile-purge');
+    const r = await t.recorded(['cleanup', '--yes', '--confirm', 'play-hostile-purge', '--purge']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--purge .*stdin is not a terminal; nothing was destroyed/);
+    expect(r.written).toEqual([]);
+    t.aws.destroy();
+  });
+
+  test('terminate-layer --yes --confirm naming another environment is refused in a playground too', async () => {
+    const env = 'play-hostile-term';
+    const t = await setup(env);
+    const ec2 = await t.aws.ec2();
+    const images = await ec2.send(new DescribeImagesCommand({}));
+    const run = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: images.Images![0]!.ImageId!,
+        MinCount: 1,
+        MaxCount: 1,
+        InstanceType: 't3.micro',
+        TagSpecifications: [
+          {
+            ResourceType: 'instance',
+            Tags: [
+              { Key: 'Environment', Value: env },
+              { Key: 'Layer', Value: 'compute' },
+              { Key: 'Name', Value: `${env}-worker` },
+            ],
+          },
+        ],
+      }),
+    );
+    const id = run.Instances![0]!.InstanceId!;
+    const r = await t.recorded(['terminate-layer', 'compute', '--yes', '--confirm', 'not-this-env']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--confirm not-this-env does not match the environment play-hostile-term/);
+    expect(r.written).toEqual([]);
+    const after = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+    expect(after.Reservations![0]!.Instances![0]!.State!.Name).toBe('running');
     t.aws.destroy();
   });
 });

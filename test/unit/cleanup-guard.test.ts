@@ -21,3 +21,11 @@ test('with a TTY and no flags, cleanup asks: the name for shared environments, y
   expect(cleanupGuard('prod', {}, true)).toEqual({ shared: true, preauthorised: false });
   expect(cleanupGuard('play-bob', {}, true)).toEqual({ shared: false, preauthorised: false });
 });
+
+test('--purge without a TTY is refused by the guard, before anything is destroyed (issue 11 item 2)', () => {
+  expect(() => cleanupGuard('play-alice', { yes: true, purge: true }, false)).toThrow(
+    /--purge .* stdin is not a terminal; nothing was destroyed/,
+  );
+  expect(() => cleanupGuard('prod', { yes: true, confirm: 'prod', purge: true }, false)).toThrow(UserError);
+  expect(cleanupGuard('prod', { purge: true }, true)).toEqual({ shared: true, preauthorised: false });
+});
