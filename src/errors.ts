@@ -75,11 +75,34 @@ export function formatProblem(p: Problem): string {
   return p.key ? `${where}: ${p.key}: ${p.message}` : `${where}: ${p.message}`;
 }
 
-/** Several input problems reported together (all of them, not just the first). Exit code 2. */
+/** At most this many problems are printed; the rest are counted (a junk file must not flood the terminal). */
+export const MAX_SHOWN_PROBLEMS = 50;
+/** Longest problem line printed, in characters; longer ones are cut with an ellipsis. */
+export const MAX_PROBLEM_LINE = 300;
+
+/**
+ * Shortens a value echoed in a message to at most `max` characters (with the number of
+ * characters left out), so a 10 MB value is never printed whole.
+ */
+export function clip(text: string, max = 80): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+}
+
+/**
+ * Several input problems reported together, exit code 2. All of them are kept in
+ * `problems`; the message shows the first {@link MAX_SHOWN_PROBLEMS}, each line at most
+ * {@link MAX_PROBLEM_LINE} characters, and counts the rest.
+ */
 export class ValidationError extends UserError {
   readonly problems: Problem[];
   constructor(summary: string, problems: Problem[]) {
-    super(`${summary}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
+    const shown = problems
+      .slice(0, MAX_SHOWN_PROBLEMS)
+      .map((p) => `  ${clip(formatProblem(p), MAX_PROBLEM_LINE)}`);
+    const more = problems.length - shown.length;
+    if (more > 0)
+      shown.push(`  … and ${more} more problem${more === 1 ? '' : 's'} (${problems.length} in all)`);
+    super(`${summary}\n${shown.join('\n')}`);
     this.problems = problems;
   }
 }

@@ -5,6 +5,7 @@
  * lazily inside each action so `--help` loads nothing heavy (no AWS SDK, no handlebars).
  */
 import { Command, Option } from 'commander';
+import { assertLauncherEnvironment } from './common.js';
 import { commands } from './registry.js';
 
 /** Runs the CLI with `argv` (without node and script). Resolves to the exit code. */
@@ -24,6 +25,10 @@ export async function main(argv: string[]): Promise<number> {
   for (const spec of commands) {
     const cmd = program.command(spec.name).description(spec.summary);
     spec.configure(cmd);
+    // README: every command takes --debug, before or after its name
+    if (!cmd.options.some((opt) => opt.long === '--debug')) {
+      cmd.addOption(new Option('--debug', 'verbose logs and stack traces (secrets stay masked)'));
+    }
     if (spec.example) cmd.addHelpText('after', `\nExample:\n  ${spec.example.join('\n  ')}`);
     if (spec.exitCodes) cmd.addHelpText('after', `\nExit codes:\n  ${spec.exitCodes.join('\n  ')}`);
     cmd.exitOverride();
@@ -31,6 +36,9 @@ export async function main(argv: string[]): Promise<number> {
       const opts = (args.at(-2) ?? {}) as Record<string, unknown>;
       const { setDebug } = await import('../log.js');
       setDebug(Boolean(program.opts().debug || opts.debug));
+      if (cmd.options.some((opt) => opt.attributeName() === 'env')) {
+        assertLauncherEnvironment(cmd.getOptionValueSource('env') === 'cli' ? String(opts.env) : undefined);
+      }
       code = await spec.run(opts, args.slice(0, -2) as string[]);
     });
   }
@@ -39,8 +47,14 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   } catch (err) {
     const { reportError } = await import('../report.js');
-    return reportError(err, Boolean(program.opts().debug));
+    return reportError(err, Boolean(program.opts().debug) || debugAfterCommand(argv));
   }
+}
+
+/** True when `--debug` was given after the command name (before a `--`): stack traces for errors. */
+function debugAfterCommand(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--debug');
 }
 
 /** Entry: `node main.js <command> ...` or via a scripts/<command> launcher. */

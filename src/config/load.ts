@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import dotenv from 'dotenv';
-import { type Problem, UserError, ValidationError } from '../errors.js';
+import { clip, type Problem, UserError, ValidationError } from '../errors.js';
 import { readRegularFile } from '../fsutil.js';
 import { displayPath, environmentsDir } from '../paths.js';
 import { cidrContains, cidrOverlaps, parseCidr } from './cidr.js';
@@ -100,7 +100,7 @@ export function parseEnvironment(name: string, text: string, file: string): EnvC
     const res = spec.schema.safeParse(value);
     if (!res.success) {
       const msg = res.error.issues.map((i) => i.message).join('; ');
-      problems.push({ file, line: lines.get(key), key, message: `${JSON.stringify(value)}: ${msg}` });
+      problems.push({ file, line: lines.get(key), key, message: `${clip(JSON.stringify(value))}: ${msg}` });
       continue;
     }
     values[key] = res.data;

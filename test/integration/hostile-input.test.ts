@@ -263,3 +263,63 @@ describe('refusals come before the first change (items 2 and 4)', () => {
     t.aws.destroy();
   });
 });
+
+describe('flags are checked before anything is read from AWS (items 6, 7, 14)', () => {
+  test('run --wait --wait-timeout abc is a usage error before bootstrap or publish', async () => {
+    const t = await setup('hostile-flag');
+    t.put('common/a.txt', 'a');
+    const r = await t.recorded(['run', '--skip-terraform', '--wait', '--wait-timeout', 'abc']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--wait-timeout <seconds>' argument 'abc' is invalid/);
+    expect(r.requests).toBe(0);
+    const zero = await t.recorded(['sync-status', '--wait', '--timeout', '0']);
+    expect(zero.code).toBe(2);
+    expect(zero.requests).toBe(0);
+    t.aws.destroy();
+  });
+
+  test("inside a launcher's shell a different -e is refused: nothing is created for it", async () => {
+    const t = await setup('play-hostile-env');
+    const shell = { ...t.vars, PLATFORM_ENV: 'play-hostile-env', PLATFORM_LAUNCH: 'local' };
+    const { result: r, requests } = await moto.record(() =>
+      cli(['run', '-e', 'play', '--skip-terraform'], shell),
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/-e play: this shell is for environment play-hostile-env/);
+    expect(requests).toEqual([]);
+    // the launcher's own environment, given again or not, is fine
+    const same = await cli(['whoami', '-e', 'play-hostile-env'], shell);
+    expect(same.code).toBe(0);
+    const implicit = await cli(['whoami'], shell);
+    expect(implicit.code).toBe(0);
+    t.aws.destroy();
+  });
+
+  test('--debug is accepted after the command name, as the README says', async () => {
+    const t = await setup('hostile-debug');
+    const r = await t.run(['whoami', '--debug']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/123456789012/);
+    const bad = await t.run(['upload-secrets', '--layer', 'nope', '--debug']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).not.toMatch(/unknown option '--debug'/);
+    t.aws.destroy();
+  });
+});
+
+describe('bounded error output (item 13)', () => {
+  test('a 10 MB environment file of junk lines and a 10 MB value give a short report, exit 2', async () => {
+    const junk = `${'junk line without an equals sign\n'.repeat(150_000)}PUBLIC_DNS_ZONE=${'x'.repeat(10_000_000)}\n`;
+    const ws = workspace({ 'hostile-big': junk });
+    const r = await cli(['whoami', '-e', 'hostile-big'], {
+      ...moto.env,
+      PLATFORM_WORKDIR: ws.dir,
+      HOME: ws.home,
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr.length).toBeLessThan(30_000);
+    expect(r.stderr).toMatch(/hostile-big\.env:1: not a KEY=value line/);
+    expect(r.stderr).toMatch(/… and \d+ more problems \(\d+ in all\)/);
+    expect(r.stderr).not.toMatch(/x{1000}/);
+  });
+});

@@ -1,5 +1,5 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+import { type CommandSpec, envOption, localOption, STD_EXIT, secondsArg } from '../common.js';
 
 /** The `run` command's flags; the handler is src/commands/run.ts, imported when it runs. */
 export const runSpec: CommandSpec = {
@@ -18,7 +18,11 @@ export const runSpec: CommandSpec = {
           "after publishing, wait until every master's manifest-sync applied the new generation",
         ),
       )
-      .addOption(new Option('--wait-timeout <seconds>', 'how long --wait waits').default('300')),
+      .addOption(
+        new Option('--wait-timeout <seconds>', 'how long --wait waits')
+          .argParser(secondsArg(1, 86_400))
+          .default(300),
+      ),
   run: async (o) => (await import('../../commands/run.js')).runCommand(o as never),
   example: ['run -e prod --plan', 'run -e play-alice --yes', 'run -e prod --yes --wait'],
   exitCodes: [

@@ -1,5 +1,5 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+import { type CommandSpec, envOption, localOption, STD_EXIT, secondsArg } from '../common.js';
 
 /**
  * `sync-status`: which generation each node's manifest-sync agent applied, per layer, from
@@ -23,7 +23,11 @@ export const syncStatusSpec: CommandSpec = {
       )
       .addOption(new Option('--json', 'print JSON (one row per instance and layer)'))
       .addOption(new Option('--wait', "wait until every instance applied its layer's current generation"))
-      .addOption(new Option('--timeout <seconds>', 'how long --wait waits').default('120')),
+      .addOption(
+        new Option('--timeout <seconds>', 'how long --wait waits, in total')
+          .argParser(secondsArg(1, 86_400))
+          .default(120),
+      ),
   run: async (o) => (await import('../../commands/sync-status.js')).syncStatusCommand(o as never),
   example: ['sync-status -e prod', 'sync-status -e prod --layer secure --wait --timeout 60'],
   exitCodes: [
