@@ -15,6 +15,7 @@ import { statusSpec } from './specs/status.js';
 import { syncStatusSpec } from './specs/sync-status.js';
 import { terminateLayerSpec } from './specs/terminate-layer.js';
 import { uploadSecretsSpec } from './specs/upload-secrets.js';
+import { validateSpec } from './specs/validate.js';
 import { whoamiSpec } from './specs/whoami.js';
 
 /**
@@ -27,6 +28,7 @@ export const commands: CommandSpec[] = [
   manifestSyncSpec,
   syncStatusSpec,
   statusSpec,
+  validateSpec,
   agentSetupSpec,
   etcdBackupSpec,
   etcdRestoreSpec,

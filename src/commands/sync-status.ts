@@ -6,6 +6,7 @@ import {
   checkConvergence,
   formatConvergence,
   instancesForLayer,
+  layerNodesLabel,
   readLayerStatuses,
   waitForConvergence,
 } from '../fleet/convergence.js';
@@ -50,7 +51,8 @@ export interface SyncStatusRow {
  * error; with `--wait`, waits until every one applied the layer's current generation.
  * Table or JSON on stdout, progress and the summary lines on stderr.
  * @returns 0
- * @throws UserError (exit 2) for a bad flag; TimeoutError (exit 5) when `--wait` ran out of
+ * @throws TimeoutError (exit 5) when a layer that has a generation has no running instance
+ *   (zero instances is not success); UserError (exit 2) for a bad flag; TimeoutError (exit 5) when `--wait` ran out of
  *   time, naming each instance that did not converge and why
  */
 export async function syncStatusCommand(o: SyncStatusOptions): Promise<number> {
@@ -111,7 +113,26 @@ export async function syncStatusCommand(o: SyncStatusOptions): Promise<number> {
         )}\n`,
       );
     }
-    for (const r of results) log.info(formatConvergence(r, Boolean(o.wait)));
+    for (const r of results) {
+      log.info(
+        r.total === 0
+          ? `${layerNodesLabel(r.layer)}: no running instances`
+          : formatConvergence(r, Boolean(o.wait)),
+      );
+    }
+    // zero instances is not convergence: after cleanup, "converged 0/0" would read as healthy
+    const empty = results.filter((r) => r.total === 0);
+    if (!results.length) {
+      throw new TimeoutError(
+        `no layer of ${ctx.cfg.name} has been published and no instance runs: nothing to report`,
+      );
+    }
+    if (empty.length) {
+      throw new TimeoutError(
+        `no running instances for ${empty.map((r) => `${r.layer} (generation ${r.generation})`).join(', ')}: nothing has converged`,
+        { hint: 'is the environment up? aws-instances lists its instances' },
+      );
+    }
     const late = results.filter((r) => r.converged < r.total);
     if (o.wait && late.length) throw new TimeoutError(late.map((r) => formatConvergence(r)).join('\n'));
     return 0;

@@ -5,6 +5,34 @@ import { z } from 'zod';
  * §4) after every change and on a heartbeat; `run --wait` and `sync-status` read them.
  */
 
+/** What a master's agent saw of its local etcd member and API server (probes: src/agent/health.ts). */
+export const etcdHealthSchema = z.object({
+  checkedAt: z.string(),
+  healthy: z.boolean(),
+  /** why not healthy (etcd's reason, or the probe's error); empty when healthy */
+  reason: z.string(),
+  hasLeader: z.boolean().nullable(),
+  isLeader: z.boolean().nullable(),
+  /** server version, e.g. 3.6.5 */
+  version: z.string().nullable(),
+});
+
+export const apiserverHealthSchema = z.object({
+  checkedAt: z.string(),
+  ready: z.boolean(),
+  /** the failed checks of /readyz (`[-]...` lines) or the probe's error; empty when ready */
+  detail: z.string(),
+});
+
+export const localHealthSchema = z.object({
+  etcd: etcdHealthSchema.optional(),
+  apiserver: apiserverHealthSchema.optional(),
+});
+
+export type EtcdHealth = z.infer<typeof etcdHealthSchema>;
+export type ApiserverHealth = z.infer<typeof apiserverHealthSchema>;
+export type LocalHealth = z.infer<typeof localHealthSchema>;
+
 const fileErrorSchema = z.object({ path: z.string(), error: z.string() });
 
 const statusSchema = z.object({
@@ -22,6 +50,8 @@ const statusSchema = z.object({
   error: z.string().nullable(),
   /** files of `generation` that were not applied (their last good version stays) */
   fileErrors: z.array(fileErrorSchema),
+  /** masters: the local etcd member's and API server's health, with timestamps (src/agent/health.ts) */
+  health: localHealthSchema.optional(),
 });
 
 export type NodeStatus = z.infer<typeof statusSchema>;
