@@ -9,6 +9,7 @@
  *   3  conflict: someone else changed the same thing first ({@link ConflictError})
  *   4  integrity: data failed verification (tampered, moved, rolled back) ({@link IntegrityError})
  *   5  not converged / timed out waiting ({@link TimeoutError})
+ *   6  refused by policy: a rule failed outside play-* ({@link PolicyError})
  *   130 aborted by the operator ({@link AbortError})
  */
 export const ExitCode = {
@@ -18,6 +19,7 @@ export const ExitCode = {
   conflict: 3,
   integrity: 4,
   timeout: 5,
+  policy: 6,
   aborted: 130,
 } as const;
 
@@ -51,6 +53,11 @@ export class IntegrityError extends PlatformError {
 /** A wait ran out of time (e.g. nodes did not converge). Exit code 5. */
 export class TimeoutError extends PlatformError {
   override readonly exitCode: number = ExitCode.timeout;
+}
+
+/** A policy rule failed on an environment that enforces policy (not play-*). Exit code 6. */
+export class PolicyError extends PlatformError {
+  override readonly exitCode: number = ExitCode.policy;
 }
 
 /** The operator declined a confirmation or interrupted. Exit code 130. */

@@ -1,6 +1,7 @@
 import type { BootstrapNames } from '../config/topology.js';
 import { PlatformError } from '../errors.js';
 import { log } from '../log.js';
+import type { BootstrapView } from '../policy/bootstrap-view.js';
 import type { AwsClients } from './clients.js';
 
 /**
@@ -10,6 +11,50 @@ import type { AwsClients } from './clients.js';
  * SSE-KMS under that key, with all public access blocked and ACLs disabled.
  * Each step checks first and changes only what differs, so a second run makes no writes.
  */
+
+/**
+ * What bootstrap enforces on both buckets, checked and set on every run: versioning, all four
+ * Block Public Access settings, default SSE-KMS under the environment key (with S3 Bucket Keys).
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html
+ */
+export const BUCKET_SETTINGS = {
+  versioning: 'Enabled',
+  publicAccessBlock: {
+    BlockPublicAcls: true,
+    BlockPublicPolicy: true,
+    IgnorePublicAcls: true,
+    RestrictPublicBuckets: true,
+  },
+  sseAlgorithm: 'aws:kms',
+} as const;
+
+/** bootstrap enables yearly automatic rotation on the key it creates (KMS EnableKeyRotation). */
+export const KEY_ROTATION = true;
+
+/**
+ * The KMS key and buckets as bootstrap leaves them (every difference is fixed on each run),
+ * for the policy rules. Pure.
+ * @param kmsKeyArn the key's ARN when it exists; undefined before the first run (its alias stands in)
+ */
+export function bootstrapView(names: BootstrapNames, kmsKeyArn?: string): BootstrapView {
+  const pab = BUCKET_SETTINGS.publicAccessBlock;
+  const bucket = (name: string, role: 'state' | 'secrets') => ({
+    name,
+    role,
+    versioning: BUCKET_SETTINGS.versioning,
+    publicAccessBlock: {
+      blockPublicAcls: pab.BlockPublicAcls,
+      ignorePublicAcls: pab.IgnorePublicAcls,
+      blockPublicPolicy: pab.BlockPublicPolicy,
+      restrictPublicBuckets: pab.RestrictPublicBuckets,
+    },
+    encryption: { algorithm: BUCKET_SETTINGS.sseAlgorithm, kmsKeyId: kmsKeyArn ?? names.kmsAlias },
+  });
+  return {
+    key: { alias: names.kmsAlias, rotation: KEY_ROTATION },
+    buckets: [bucket(names.stateBucket, 'state'), bucket(names.secretsBucket, 'secrets')],
+  };
+}
 
 export interface BootstrapResult {
   kmsKeyArn: string;
@@ -72,7 +117,7 @@ async function ensureKey(
   );
   const meta = created.KeyMetadata!;
   await kms.send(new k.CreateAliasCommand({ AliasName: alias, TargetKeyId: meta.KeyId! }));
-  await kms.send(new k.EnableKeyRotationCommand({ KeyId: meta.KeyId! }));
+  if (KEY_ROTATION) await kms.send(new k.EnableKeyRotationCommand({ KeyId: meta.KeyId! }));
   changed.push(`KMS key ${alias}`);
   log.info(`created KMS key ${alias} (${meta.KeyId})`);
   return { kmsKeyArn: meta.Arn!, kmsKeyId: meta.KeyId! };
@@ -123,9 +168,12 @@ async function ensureBucket(
     log.info(`created bucket ${bucket}`);
   }
   const v = await s3.send(new c.GetBucketVersioningCommand({ Bucket: bucket }));
-  if (v.Status !== 'Enabled') {
+  if (v.Status !== BUCKET_SETTINGS.versioning) {
     await s3.send(
-      new c.PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+      new c.PutBucketVersioningCommand({
+        Bucket: bucket,
+        VersioningConfiguration: { Status: BUCKET_SETTINGS.versioning },
+      }),
     );
     changed.push(`versioning on ${bucket}`);
   }
@@ -133,7 +181,7 @@ async function ensureBucket(
   try {
     const enc = await s3.send(new c.GetBucketEncryptionCommand({ Bucket: bucket }));
     const rule = enc.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault;
-    encrypted = rule?.SSEAlgorithm === 'aws:kms' && rule.KMSMasterKeyID === kmsKeyArn;
+    encrypted = rule?.SSEAlgorithm === BUCKET_SETTINGS.sseAlgorithm && rule.KMSMasterKeyID === kmsKeyArn;
   } catch {
     encrypted = false;
   }
@@ -144,7 +192,10 @@ async function ensureBucket(
         ServerSideEncryptionConfiguration: {
           Rules: [
             {
-              ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: kmsKeyArn },
+              ApplyServerSideEncryptionByDefault: {
+                SSEAlgorithm: BUCKET_SETTINGS.sseAlgorithm,
+                KMSMasterKeyID: kmsKeyArn,
+              },
               BucketKeyEnabled: true,
             },
           ],
@@ -167,12 +218,7 @@ async function ensureBucket(
     await s3.send(
       new c.PutPublicAccessBlockCommand({
         Bucket: bucket,
-        PublicAccessBlockConfiguration: {
-          BlockPublicAcls: true,
-          BlockPublicPolicy: true,
-          IgnorePublicAcls: true,
-          RestrictPublicBuckets: true,
-        },
+        PublicAccessBlockConfiguration: { ...BUCKET_SETTINGS.publicAccessBlock },
       }),
     );
     changed.push(`public access block on ${bucket}`);

@@ -8,6 +8,7 @@ import { etcdBackupSpec } from './specs/etcd-backup.js';
 import { etcdRestoreSpec } from './specs/etcd-restore.js';
 import { fetchSecretsSpec } from './specs/fetch-secrets.js';
 import { localAwsSpec } from './specs/local-aws.js';
+import { policySpec } from './specs/policy.js';
 import { manifestSyncSpec } from './specs/manifest-sync.js';
 import { runSpec } from './specs/run.js';
 import { scaleComputeSpec } from './specs/scale-compute.js';
@@ -25,6 +26,7 @@ import { whoamiSpec } from './specs/whoami.js';
  */
 export const commands: CommandSpec[] = [
   runSpec,
+  policySpec,
   manifestSyncSpec,
   syncStatusSpec,
   statusSpec,

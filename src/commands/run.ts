@@ -61,6 +61,17 @@ export async function runCommand(o: RunOptions): Promise<number> {
       log.info(`${files.length} files`);
       return files;
     });
+    // Policy before anything is written: the environment, the manifests and the bootstrap
+    // settings now; the Terraform plan's rules again before the apply.
+    const { evaluatePolicy } = await import('../policy/index.js');
+    const { assertPolicy, policyInputFor, printPolicyReport } = await import('./policy.js');
+    const pre = evaluatePolicy(await policyInputFor(cfg, { account: ctx.identity.account }), {
+      waivers: cfg.waivers,
+    });
+    if (pre.blocking) {
+      await printPolicyReport(pre);
+      assertPolicy(pre);
+    }
     const boot = await step('bootstrap: KMS key, state bucket, secrets bucket', () =>
       bootstrap(ctx.aws, ctx.names, cfg.name),
     );
@@ -136,6 +147,16 @@ export async function runCommand(o: RunOptions): Promise<number> {
     if (o.skipTerraform) return converge();
     const { tf, vars, planFile } = await step('terraform init', () => platformTerraform(ctx, boot.kmsKeyArn));
     const summary = await step('terraform plan', () => tf.plan(vars, planFile));
+    const report = evaluatePolicy(
+      await policyInputFor(cfg, {
+        plan: await tf.showJson(planFile),
+        account: ctx.identity.account,
+        kmsKeyArn: boot.kmsKeyArn,
+      }),
+      { waivers: cfg.waivers },
+    );
+    await printPolicyReport(report);
+    assertPolicy(report);
     if (!summary.changes) {
       log.step('terraform: no changes; the platform is up to date');
       return converge();

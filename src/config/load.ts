@@ -4,6 +4,7 @@ import dotenv from 'dotenv';
 import { clip, type Problem, UserError, ValidationError } from '../errors.js';
 import { readRegularFile } from '../fsutil.js';
 import { displayPath, environmentsDir } from '../paths.js';
+import type { Waiver } from '../policy/types.js';
 import { cidrContains, cidrOverlaps, parseCidr } from './cidr.js';
 import { ENV_NAME_RE, type EnvKey, KEYS, type KeySpec } from './schema.js';
 
@@ -41,6 +42,8 @@ export interface EnvConfig {
   sshUser: string;
   /** etcd snapshots: interval and retention windows (src/backup/retention.ts) */
   etcdBackup: { intervalMinutes: number; keepAllS: number; hourlyS: number; dailyS: number };
+  /** policy waivers (POLICY_WAIVERS); [] when none */
+  waivers: Waiver[];
 }
 
 /** Line number (1-based) of each key as written, for error messages. */
@@ -147,6 +150,7 @@ export function parseEnvironment(name: string, text: string, file: string): EnvC
       hourlyS: (v.ETCD_BACKUP_HOURLY_DAYS as number) * 86_400,
       dailyS: (v.ETCD_BACKUP_DAILY_DAYS as number) * 86_400,
     },
+    waivers: (v.POLICY_WAIVERS as Waiver[] | undefined) ?? [],
   };
 }
 

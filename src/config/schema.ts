@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseWaivers } from '../policy/waivers.js';
 import { parseCidr } from './cidr.js';
 
 /**
@@ -146,6 +147,16 @@ export const KEYS = {
     schema: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Unix user name'),
     default: 'ubuntu',
     description: 'login user of the node image',
+  },
+  POLICY_WAIVERS: {
+    schema: z.string().transform((v, ctx) => {
+      const { waivers, errors } = parseWaivers(v);
+      for (const message of errors) ctx.addIssue({ code: 'custom', message });
+      return waivers;
+    }),
+    default: '',
+    description:
+      'policy waivers, ";"-separated, each "<rule id> until <YYYY-MM-DD>: <reason>" (README "policy")',
   },
 } satisfies Record<string, KeySpec>;
 

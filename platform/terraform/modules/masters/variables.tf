@@ -49,8 +49,13 @@ variable "launch_template" {
 }
 
 variable "kms_key_arn" {
-  description = "KMS key encrypting the etcd volumes."
+  description = "KMS key encrypting the etcd volumes: the environment's customer-managed key (never the AWS-managed aws/ebs key, policy rule kp-etcd-volume-kms)."
   type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>), not an alias."
+  }
 }
 
 variable "target_group_arns" {

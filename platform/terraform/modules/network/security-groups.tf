@@ -11,24 +11,19 @@ locals {
     api_internal = "internal Kubernetes API load balancer: 443 from the VPC"
   }
 
-  # Encapsulation and control traffic of the common pod network addons, allowed among all
-  # nodes: VXLAN 4789/udp (RFC 7348; Calico) and 8472/udp (the Linux default; flannel,
-  # Cilium); Geneve 6081/udp (RFC 8926); BGP 179/tcp (RFC 4271; Calico); WireGuard
-  # 51820-51821/udp (Calico) and 51871/udp (Cilium); Calico Typha 5473/tcp; Cilium health
-  # 4240/tcp. Workers additionally accept all traffic from every node (pods on workers serve
-  # webhooks, metrics and services to the masters).
-  # Not listed: IP-in-IP (IP protocol 4, RFC 2003). A rule without ports crashes the local AWS
-  # (moto 5.2), so a pod network on masters needs a VXLAN/Geneve/WireGuard encapsulation, or
-  # this rule added for a real-AWS-only deployment.
+  # What each group is attached to, as its Attachment tag: the policy rule ct-ec2-pr-4 allows
+  # world-open ingress only on load balancers' groups, and reads it from the plan.
+  load_balancer_groups = ["api_public", "api_internal"]
+
+  # The pod network is flannel with its VXLAN backend (platform/manifests/secure/addons/flannel):
+  # UDP 8472, the Linux kernel's VXLAN port, among all nodes
+  # (https://github.com/flannel-io/flannel/blob/master/Documentation/backends.md#vxlan).
+  # Masters accept only that from the nodes; workers additionally accept all traffic from
+  # every node (pods on workers serve webhooks, metrics and services to the masters). No port
+  # of another pod network (Calico BGP/Typha/WireGuard, Cilium health/Geneve) is opened: the
+  # policy rule kp-pod-network-ports refuses them while flannel is the pod network.
   pod_network = [
-    { name = "bgp", protocol = "tcp", from = 179, to = 179 },
-    { name = "vxlan", protocol = "udp", from = 4789, to = 4789 },
     { name = "vxlan-linux", protocol = "udp", from = 8472, to = 8472 },
-    { name = "geneve", protocol = "udp", from = 6081, to = 6081 },
-    { name = "wireguard-calico", protocol = "udp", from = 51820, to = 51821 },
-    { name = "wireguard-cilium", protocol = "udp", from = 51871, to = 51871 },
-    { name = "typha", protocol = "tcp", from = 5473, to = 5473 },
-    { name = "cilium-health", protocol = "tcp", from = 4240, to = 4240 },
   ]
 
   # One entry per ingress rule: group, protocol ("-1" = all), ports, and exactly one of
@@ -123,7 +118,10 @@ resource "aws_security_group" "this" {
   name        = "${var.environment}-${replace(each.key, "_", "-")}"
   description = each.value
   vpc_id      = aws_vpc.this.id
-  tags        = { Name = "${var.environment}-${replace(each.key, "_", "-")}" }
+  tags = {
+    Name       = "${var.environment}-${replace(each.key, "_", "-")}"
+    Attachment = contains(local.load_balancer_groups, each.key) ? "load-balancer" : "instances"
+  }
 }
 
 resource "aws_vpc_security_group_ingress_rule" "this" {
@@ -136,7 +134,9 @@ resource "aws_vpc_security_group_ingress_rule" "this" {
   to_port                      = each.value.to
   cidr_ipv4                    = each.value.cidr
   referenced_security_group_id = each.value.source == null ? null : aws_security_group.this[each.value.source].id
-  tags                         = { Name = "${var.environment}-${each.key}" }
+  # SecurityGroup: the group's name, known at plan time (its id is not before the first apply),
+  # so the policy rules can tell which group a world-open rule opens.
+  tags = { Name = "${var.environment}-${each.key}", SecurityGroup = aws_security_group.this[each.value.group].name }
 
   # The local AWS (moto 5.2) reads the description of a rule that references a security
   # group back empty: a perpetual diff. The Name tag carries the same information.
@@ -161,5 +161,14 @@ resource "aws_vpc_security_group_egress_rule" "this" {
   # group back empty: a perpetual diff. The Name tag carries the same information.
   lifecycle {
     ignore_changes = [description]
+  }
+}
+
+# A warning on every plan (a check block never blocks): SSH open to the whole internet is the
+# playground's deliberate default; anywhere else the policy rule cis-aws-6.3 refuses it.
+check "ssh_not_world_open" {
+  assert {
+    condition     = !contains(var.ssh_access_list, "0.0.0.0/0")
+    error_message = "ssh_access_list contains 0.0.0.0/0: the bastion's SSH port is open to the whole internet (CIS AWS Foundations 6.3)."
   }
 }
