@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { X509Certificate } from '@peculiar/x509';
 import { IntegrityError, PlatformError, UserError } from '../../errors.js';
@@ -53,6 +54,40 @@ export interface EnsureResult {
    * have the next run reissue it.
    */
   outdated: { path: string; differences: string[] }[];
+}
+
+/** One file {@link applyPki} writes: why, and its content (secret: never logged or printed). */
+export interface PkiWrite {
+  /** path relative to the secrets root, e.g. `locked/pki/ca.key` */
+  path: string;
+  /** missing: the file does not exist; changed: a derived file whose content would differ */
+  reason: 'missing' | 'changed';
+  content: string;
+}
+
+/**
+ * What {@link planPki} computed and {@link applyPki} writes: the change set of the PKI. It
+ * holds new keys in memory; it is never serialised or printed (print `writes[].path` and
+ * `reason` only).
+ */
+export interface PkiChanges {
+  /** absolute secrets root */
+  root: string;
+  /** files to write, in write order (keys before certificates, sources before derived files) */
+  writes: PkiWrite[];
+  /** managed paths that exist with the right content, sorted */
+  kept: string[];
+  /** kept files whose mode is looser than 0600 (tightened by applyPki) */
+  modeFixes: { path: string; mode: number }[];
+  /** every managed path, for the directories applyPki creates or tightens */
+  managed: string[];
+  expiring: Expiring[];
+  outdated: EnsureResult['outdated'];
+  /** the SSH public key line the environment will have (`ssh-ed25519 … <env>\n`), not a secret */
+  sshPublicKey: string;
+  /** the planning time and warning window, for the expiry check after the writes */
+  now: Date;
+  warnDays: number;
 }
 
 export interface EnsureOptions {
@@ -141,6 +176,23 @@ export async function ensurePki(
   plan: PkiPlan,
   opts: EnsureOptions = {},
 ): Promise<EnsureResult> {
+  return applyPki(await planPki(secretsRoot, plan, opts));
+}
+
+/**
+ * The plan half of {@link ensurePki}: reads `secretsRoot`, checks it and computes every file
+ * that is missing or would change — new keys and certificates are generated in memory (the
+ * SSH key by ssh-keygen in a private temporary directory outside `secretsRoot`) — and writes
+ * nothing: no file, no directory, no mode change under `secretsRoot`.
+ *
+ * @returns the change set for {@link applyPki}; `writes` empty when the PKI is complete
+ * @throws as ensurePki (ValidationError, IntegrityError, ExecError)
+ */
+export async function planPki(
+  secretsRoot: string,
+  plan: PkiPlan,
+  opts: EnsureOptions = {},
+): Promise<PkiChanges> {
   const { caDays, leafDays } = validatePlan(plan);
   const now = opts.now ?? new Date();
   const warnDays = opts.warnDays ?? DEFAULT_WARN_DAYS;
@@ -204,8 +256,14 @@ export async function ensurePki(
   const ssh = sshPaths(plan.environment);
   let sshPub: string | undefined;
   if (await tree.read(ssh.privateKey)) {
-    await chmod(tree.abs(ssh.privateKey), FILE_MODE); // ssh-keygen refuses a readable private key
-    sshPub = await derivePublicKey(tree.abs(ssh.privateKey)).catch(() => {
+    // ssh-keygen refuses a readable private key: derive from a 0600 copy in a private
+    // temporary directory, so that planning changes no mode under the secrets root
+    sshPub = await withPrivateTemp(async (dir) => {
+      const copy = path.join(dir, 'key');
+      await copyFile(tree.abs(ssh.privateKey), copy);
+      await chmod(copy, FILE_MODE);
+      return derivePublicKey(copy);
+    }).catch(() => {
       problems.push(`${ssh.privateKey}: not an unencrypted OpenSSH private key`);
       return undefined;
     });
@@ -282,9 +340,7 @@ export async function ensurePki(
     );
   }
   if (sshPub === undefined) {
-    const dir = path.dirname(tree.abs(ssh.privateKey));
-    await ensureDirs(root, path.dirname(ssh.privateKey));
-    const pair = await generateSshKey(dir, plan.environment);
+    const pair = await withPrivateTemp((dir) => generateSshKey(dir, plan.environment));
     desired.set(ssh.privateKey, pair.privateKey);
     sshPub = pair.publicKey;
   } else {
@@ -292,38 +348,77 @@ export async function ensurePki(
   }
   desired.set(ssh.publicKey, sshPub);
 
-  // 6. Write what differs; tighten modes of what is kept.
-  const created: string[] = [];
+  // 6. Compare with what is on disk: what to write, what is kept, which modes to tighten.
+  const writes: PkiWrite[] = [];
   const kept: string[] = [];
+  const modeFixes: { path: string; mode: number }[] = [];
   for (const [rel, content] of desired) {
-    const abs = tree.abs(rel);
-    await ensureDirs(root, path.posix.dirname(rel));
     const current = await tree.read(rel);
     if (current?.equals(Buffer.from(content, 'utf8'))) {
       kept.push(rel);
-      const mode = (await stat(abs)).mode & 0o777;
-      if (mode !== FILE_MODE) {
-        log.warn(`${rel} had mode ${mode.toString(8)}; set to 600`);
-        await chmod(abs, FILE_MODE);
-      }
+      const mode = (await stat(tree.abs(rel))).mode & 0o777;
+      if (mode !== FILE_MODE) modeFixes.push({ path: rel, mode });
       continue;
     }
-    await atomicWrite(abs, content, FILE_MODE, DIR_MODE);
-    created.push(rel);
-    log.debug(`pki: wrote ${rel}`);
+    writes.push({ path: rel, reason: current === undefined ? 'missing' : 'changed', content });
   }
   kept.sort();
-
-  // The caller presents created/kept/expiring (run prints them); outdated certificates are
-  // warned about here because nothing else knows about them.
   const expiring = await checkExpiry(root, now, warnDays);
-  log.debug(`pki: ${created.length} file(s) written, ${kept.length} kept, ${expiring.length} expiring`);
+  // outdated certificates are warned about here because nothing else knows about them
   for (const o of outdated) {
     log.warn(
       `${o.path} does not match the plan (${o.differences.join('; ')}); delete it to have it reissued`,
     );
   }
-  return { created, kept, expiring, outdated };
+  return {
+    root,
+    writes,
+    kept,
+    modeFixes,
+    managed: [...desired.keys()],
+    expiring,
+    outdated,
+    sshPublicKey: sshPub,
+    now,
+    warnDays,
+  };
+}
+
+/**
+ * The apply half of {@link ensurePki}: creates (or tightens to 0700) the directories,
+ * writes each file of `changes.writes` atomically with mode 0600, in order, and tightens
+ * the modes of kept files to 0600.
+ * @returns what was written and kept, what expires soon, what no longer matches the plan
+ */
+export async function applyPki(changes: PkiChanges): Promise<EnsureResult> {
+  const { root } = changes;
+  const dirs = new Set(changes.managed.map((rel) => path.posix.dirname(rel)));
+  for (const d of dirs) await ensureDirs(root, d);
+  for (const f of changes.modeFixes) {
+    log.warn(`${f.path} had mode ${f.mode.toString(8)}; set to 600`);
+    await chmod(path.join(root, ...f.path.split('/')), FILE_MODE);
+  }
+  const created: string[] = [];
+  for (const w of changes.writes) {
+    await atomicWrite(path.join(root, ...w.path.split('/')), w.content, FILE_MODE, DIR_MODE);
+    created.push(w.path);
+    log.debug(`pki: wrote ${w.path}`);
+  }
+  // the caller presents created/kept/expiring (run prints them)
+  const expiring = created.length ? await checkExpiry(root, changes.now, changes.warnDays) : changes.expiring;
+  log.debug(`pki: ${created.length} file(s) written, ${changes.kept.length} kept, ${expiring.length} expiring`);
+  return { created, kept: changes.kept, expiring, outdated: changes.outdated };
+}
+
+/** Runs `fn` with a fresh 0700 directory under the OS temp dir, removed afterwards. */
+async function withPrivateTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'kp-pki-'));
+  try {
+    await chmod(dir, DIR_MODE);
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs a parse that throws PlatformError; records its message as a problem instead. */

@@ -4,7 +4,15 @@
  * that verify TLS, a kubelet bootstrap token generated once, and the SSH key pair.
  * See README.md beside this file for the layout and the tradeoffs.
  */
-export { type EnsureOptions, type EnsureResult, ensurePki } from './ensure.js';
+export {
+  applyPki,
+  type EnsureOptions,
+  type EnsureResult,
+  ensurePki,
+  type PkiChanges,
+  type PkiWrite,
+  planPki,
+} from './ensure.js';
 export { checkExpiry, DEFAULT_WARN_DAYS, type Expiring } from './expiry.js';
 export { parseKubeconfig, renderKubeconfig } from './kubeconfig.js';
 export {
