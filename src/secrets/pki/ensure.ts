@@ -406,7 +406,9 @@ export async function applyPki(changes: PkiChanges): Promise<EnsureResult> {
   }
   // the caller presents created/kept/expiring (run prints them)
   const expiring = created.length ? await checkExpiry(root, changes.now, changes.warnDays) : changes.expiring;
-  log.debug(`pki: ${created.length} file(s) written, ${changes.kept.length} kept, ${expiring.length} expiring`);
+  log.debug(
+    `pki: ${created.length} file(s) written, ${changes.kept.length} kept, ${expiring.length} expiring`,
+  );
   return { created, kept: changes.kept, expiring, outdated: changes.outdated };
 }
 
