@@ -5,6 +5,7 @@ import { parseAllDocuments } from 'yaml';
 import { type Problem, UserError, ValidationError } from '../errors.js';
 import { displayPath } from '../paths.js';
 import { registerHelpers, type SourceLocation, TemplateValueError } from './helpers.js';
+import { describeProblem, staticPodProblems } from './static-pods.js';
 import type { ManifestValues } from './values.js';
 
 /**
@@ -200,9 +201,13 @@ export function validateYaml(outPath: string, content: string): string[] {
         'are static pods: apiVersion v1, kind Pod',
     );
   } else if (problems.length === 0 && isStaticPodPath(outPath)) {
-    // manifest-sync refuses such a pod on the node (src/agent/validate.ts); say so here first
     const containers = (o.spec as { containers?: unknown } | undefined)?.containers;
     if (!Array.isArray(containers) || containers.length === 0) problems.push('spec.containers is empty');
+    // the node agent's own check (src/agent/validate.ts): a pod every agent would refuse
+    // fails here, before anything is published
+    else
+      for (const p of staticPodProblems(content))
+        problems.push(`${p.line ? `rendered YAML line ${p.line}: ` : ''}${describeProblem(p)}`);
   }
   return problems;
 }

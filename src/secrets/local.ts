@@ -2,6 +2,7 @@ import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { type Problem, UserError, ValidationError } from '../errors.js';
 import { listFiles, readRegularFile } from '../fsutil.js';
+import { describeProblem, isManifestFile, staticPodProblems } from '../manifests/static-pods.js';
 import { displayPath } from '../paths.js';
 import { sha256 } from './envelope.js';
 import { isSafePath, type Layer } from './layers.js';
@@ -70,7 +71,8 @@ export async function layerDirState(secretsRoot: string, layer: Layer): Promise<
 /**
  * Reads the local working copy of one layer, `secrets/<layer>/**`, for publishing.
  * Symbolic links inside the layer are skipped; the layer directory itself must be a real
- * directory ({@link layerDirState}). Every file's mode must be publishable ({@link modeProblem}).
+ * directory ({@link layerDirState}). Every file's mode must be publishable ({@link modeProblem}),
+ * and every file under `manifests/` a static pod the node agent accepts.
  * @returns files with layer-relative paths, digests, sizes, modes and bytes, sorted by path;
  *   [] when the layer directory does not exist
  * @throws UserError naming a file whose path cannot be published safely, or the layer
@@ -92,11 +94,20 @@ export async function readLayerDir(secretsRoot: string, layer: Layer): Promise<L
     const mode = st.mode & 0o7777;
     const bad = modeProblem(rel, content, mode);
     if (bad) problems.push({ file: displayPath(full), message: bad });
+    // a manifest every node agent would refuse is not published (the agent's own schema)
+    if (isManifestFile(rel)) {
+      for (const p of staticPodProblems(content))
+        problems.push({
+          file: displayPath(full),
+          ...(p.line ? { line: p.line } : {}),
+          message: describeProblem(p),
+        });
+    }
     files.push({ path: rel, content, sha256: sha256(content), size: content.length, mode });
   }
   if (problems.length > 0) {
     throw new ValidationError(
-      `layer ${layer}: file modes that cannot be published; nothing was published`,
+      `layer ${layer}: files that cannot be published; nothing was published`,
       problems,
     );
   }

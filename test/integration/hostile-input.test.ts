@@ -323,3 +323,31 @@ describe('bounded error output (item 13)', () => {
     expect(r.stderr).not.toMatch(/x{1000}/);
   });
 });
+
+describe('static pods the agents would refuse are never published (item 12)', () => {
+  test('run with a template emitting an unknown Pod field fails at render, before any write', async () => {
+    const t = await setup('hostile-pod');
+    writeFileSync(
+      path.join(t.ws.dir, 'platform', 'manifests', 'secure', 'manifests', 'extra.yaml.hbs'),
+      'apiVersion: v1\nkind: Pod\nmetadata:\n  name: extra\nspec:\n  containers:\n    - name: x\n      image: x\n      bogusField: 1\n',
+    );
+    const r = await t.recorded(['run', '--skip-terraform']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/extra\.yaml\.hbs.*spec\.containers\[0\]\.bogusField: unknown field/);
+    expect(r.written).toEqual([]);
+    t.aws.destroy();
+  });
+
+  test('upload-secrets refuses a hand-edited manifest the agent would refuse', async () => {
+    const t = await setup('hostile-pod-up');
+    t.put(
+      'secure/manifests/x.yaml',
+      'apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers:\n    - name: x\n      image: x\n  hostNetwrk: true\n',
+    );
+    const r = await t.recorded(['upload-secrets']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/secure\/manifests\/x\.yaml:9: spec\.hostNetwrk: unknown field/);
+    expect(r.written).toEqual([]);
+    t.aws.destroy();
+  });
+});
