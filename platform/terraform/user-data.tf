@@ -46,10 +46,18 @@ locals {
     }]
   })
 
+  # The masters' etcd snapshot timer (src/backup/): write_files entries for master.yaml.tftpl.
+  etcd_backup_files = templatefile("${path.module}/templates/etcd-backup.yaml.tftpl", merge(var.etcd_backup, {
+    environment = var.environment
+    bucket      = var.secrets_bucket
+    region      = var.region
+  }))
+
   user_data_documented = {
     for role, r in local.roles : role => templatefile("${path.module}/templates/${r.template}", {
-      environment   = var.environment
-      etcd_claim_sh = local.etcd_claim_sh
+      environment       = var.environment
+      etcd_claim_sh     = local.etcd_claim_sh
+      etcd_backup_files = local.etcd_backup_files
       common_files = templatefile("${path.module}/templates/common-files.yaml.tftpl", {
         environment        = var.environment
         region             = var.region

@@ -363,3 +363,26 @@ variable "manage_public_zone" {
   type        = bool
   default     = false
 }
+
+variable "etcd_backup" {
+  description = "The masters' etcd snapshots (src/backup/): minutes between snapshots (a divisor of 60) and the retention windows (etcd-manager's: all for 1 hour, hourly for 7 days, daily for 90)."
+  type = object({
+    interval_minutes = number
+    keep_all_hours   = number
+    hourly_days      = number
+    daily_days       = number
+  })
+  default = { interval_minutes = 15, keep_all_hours = 1, hourly_days = 7, daily_days = 90 }
+
+  validation {
+    condition     = var.etcd_backup.interval_minutes >= 1 && var.etcd_backup.interval_minutes <= 60 && 60 % var.etcd_backup.interval_minutes == 0
+    error_message = "etcd_backup.interval_minutes must divide 60 (1-6, 10, 12, 15, 20, 30 or 60)."
+  }
+
+  validation {
+    condition = alltrue([for v in [var.etcd_backup.keep_all_hours, var.etcd_backup.hourly_days, var.etcd_backup.daily_days] : v >= 0 && floor(v) == v]) && (
+      var.etcd_backup.keep_all_hours <= var.etcd_backup.hourly_days * 24 && var.etcd_backup.hourly_days <= var.etcd_backup.daily_days
+    )
+    error_message = "etcd_backup retention: whole numbers with keep_all_hours <= hourly_days * 24 and hourly_days <= daily_days."
+  }
+}

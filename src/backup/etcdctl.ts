@@ -1,5 +1,8 @@
 import { IntegrityError, PlatformError } from '../errors.js';
 import { exec, which } from '../exec/index.js';
+import type { EtcdEndpoint } from './endpoint.js';
+
+export type { EtcdEndpoint } from './endpoint.js';
 
 /**
  * etcd's own tools, through the one subprocess wrapper (src/exec/): `etcdctl snapshot save`
@@ -11,14 +14,6 @@ import { exec, which } from '../exec/index.js';
  * (platform/manifests/secure/manifests/etcd.yaml.hbs); the paths are passed as flags (paths,
  * not secrets), the private key never travels in an argument.
  */
-
-/** How to reach one etcd member's client URL. */
-export interface EtcdEndpoint {
-  /** e.g. `https://127.0.0.1:2379` */
-  url: string;
-  /** CA bundle, client certificate and key file paths (all three, or none for plain http) */
-  tls?: { caFile: string; certFile: string; keyFile: string };
-}
 
 /** What `snapshot status` reports of a snapshot file. */
 export interface SnapshotStatus {
@@ -155,4 +150,21 @@ export async function keyCount(
   );
   const j = JSON.parse(r.stdout) as { count?: number; header?: { revision?: number } };
   return { keys: j.count ?? 0, revision: j.header?.revision ?? 0 };
+}
+
+/**
+ * `etcdctl snapshot save`, checked with `snapshot status` (the toolkit's `etcd-backup now`
+ * and the tests; the masters' timer uses the gateway instead, see gateway.ts).
+ */
+export function etcdctlSource(endpoint: EtcdEndpoint): {
+  save(file: string, scratch: string): Promise<number>;
+  check(file: string, scratch: string): Promise<{ revision?: number }>;
+} {
+  return {
+    save: async (file, scratch) => {
+      await snapshotSave(endpoint, file, scratch);
+      return (await snapshotStatus(file, scratch)).revision;
+    },
+    check: async (file, scratch) => ({ revision: (await snapshotStatus(file, scratch)).revision }),
+  };
 }

@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { verifyBackup, withScratch } from './backup.js';
-import { keyCount, type RestoreMember, type SnapshotStatus, snapshotRestore } from './etcdctl.js';
+import { IntegrityError } from '../errors.js';
+import { withScratch } from './backup.js';
+import {
+  keyCount,
+  type RestoreMember,
+  type SnapshotStatus,
+  snapshotRestore,
+  snapshotStatus,
+} from './etcdctl.js';
 import { planLocalMembers, startLocalMembers, stopLocalMembers } from './member.js';
 import type { BackupMeta, BackupStore } from './store.js';
 
@@ -12,6 +20,26 @@ import type { BackupMeta, BackupStore } from './store.js';
  * for all of them, then start them together. The dry run does all of it for a single
  * member in a scratch directory on loopback and counts the keys.
  */
+
+/**
+ * Downloads a snapshot, verifies it (authentication, SHA-256, `snapshot status`, the
+ * recorded revision) and keeps the plaintext at `opts.keepAt` (0600) for a restore.
+ * @throws IntegrityError when any check fails
+ */
+export async function verifyBackup(
+  store: BackupStore,
+  key: string,
+  opts: { versionId?: string; scratch: string; keepAt?: string },
+): Promise<{ meta: BackupMeta; status: SnapshotStatus }> {
+  const { snapshot, meta } = await store.download(key, opts.versionId);
+  const file = opts.keepAt ?? path.join(opts.scratch, 'verify.db');
+  await writeFile(file, snapshot, { mode: 0o600 });
+  const status = await snapshotStatus(file, opts.scratch);
+  if (meta.revision && status.revision !== meta.revision) {
+    throw new IntegrityError(`${key}: revision ${status.revision} is not the ${meta.revision} recorded`);
+  }
+  return { meta, status };
+}
 
 /** What a dry run found. */
 export interface DryRunReport {

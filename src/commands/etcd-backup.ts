@@ -1,43 +1,30 @@
-import { AwsClients, awsSettings } from '../aws/clients.js';
 import { applyLocalEnv, ensureLocalAws } from '../aws/local.js';
-import { expireBackups, slotOf, takeBackup } from '../backup/backup.js';
-import type { EtcdEndpoint } from '../backup/etcdctl.js';
-import { DEFAULT_RETENTION, planRetention, type RetentionPolicy } from '../backup/retention.js';
+import { expireBackups } from '../backup/backup.js';
+import { etcdctlSource } from '../backup/etcdctl.js';
+import {
+  type BackupNowFlags,
+  backupNow,
+  endpointOf,
+  type NodeBackupFlags,
+  type OpenedBackups,
+  openNodeBackups,
+} from '../backup/node-command.js';
+import { planRetention } from '../backup/retention.js';
 import { BackupStore } from '../backup/store.js';
 import { openEnvironment } from '../context/environment.js';
-import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { confirmOrAbort } from '../prompt.js';
 import { KmsKeyService } from '../secrets/keyring.js';
 import { printRows } from '../table.js';
 
 /** Where the bucket is: operator mode (`-e`) or node mode (`--environment --bucket --region`). */
-export interface BackupTarget {
+export interface BackupTarget extends NodeBackupFlags {
   /** operator mode: environments/<env>.env */
   env?: string;
   local?: boolean;
-  /** node mode: environment name (the encryption context) */
-  environment?: string;
-  bucket?: string;
-  region?: string;
 }
 
-/** Options of `etcd-backup now`. */
-export interface BackupNowOptions extends BackupTarget {
-  /** the member's client URL @default https://127.0.0.1:2379 (on a master) */
-  endpoint: string;
-  /** CA, client certificate and key files; all three or none (plain http, tests) */
-  cacert?: string;
-  cert?: string;
-  key?: string;
-  /** member name recorded with the snapshot (object key) @default the host name */
-  member?: string;
-  /** the masters' timer: claim this interval's slot first, skip when another master holds it */
-  elect?: boolean;
-  /** false (--no-expire): do not apply retention after the snapshot */
-  expire?: boolean;
-  json?: boolean;
-}
+export interface BackupNowOptions extends BackupTarget, BackupNowFlags {}
 
 export interface BackupListOptions extends BackupTarget {
   json?: boolean;
@@ -49,20 +36,13 @@ export interface BackupExpireOptions extends BackupTarget {
   json?: boolean;
 }
 
-interface Opened {
-  store: BackupStore;
-  policy: RetentionPolicy;
-  intervalMinutes: number;
-  close(): Promise<void>;
-}
-
 /**
- * Opens the backup store of an environment: from its environment file (operator mode) or
- * from --environment/--bucket/--region on a master (node mode; KMS key
- * `alias/kube-platform/<env>`, the retention of etcd-manager unless the environment file says otherwise).
+ * Opens the backup store of an environment: from its environment file (operator mode:
+ * interval and retention from its `ETCD_BACKUP_*` keys) or from node-mode flags
+ * ({@link openNodeBackups}); `--local` points either at the embedded local AWS.
  * @throws UserError when neither mode's flags are complete
  */
-export async function openBackupStore(o: BackupTarget): Promise<Opened> {
+export async function openBackupStore(o: BackupTarget): Promise<OpenedBackups> {
   if (o.env) {
     const ctx = await openEnvironment({ env: o.env, local: o.local });
     const kmsKeyId = ctx.names.kmsAlias;
@@ -81,74 +61,35 @@ export async function openBackupStore(o: BackupTarget): Promise<Opened> {
       close: () => ctx.close(),
     };
   }
-  if (!o.environment || !o.bucket || !o.region) {
-    throw new UserError('give -e ENV (operator) or --environment, --bucket and --region (on a master)');
-  }
   const local = o.local ? await ensureLocalAws() : undefined;
   if (local) applyLocalEnv(local);
-  const aws = new AwsClients(awsSettings(o.region));
-  const kmsKeyId = `alias/kube-platform/${o.environment}`;
-  return {
-    store: new BackupStore({
-      s3: await aws.s3(),
-      keys: new KmsKeyService(await aws.kms(), kmsKeyId),
-      bucket: o.bucket,
-      environment: o.environment,
-      kmsKeyId,
-    }),
-    policy: DEFAULT_RETENTION,
-    intervalMinutes: 15,
-    close: async () => {
-      aws.destroy();
-      await local?.stop();
-    },
-  };
-}
-
-function endpointOf(o: BackupNowOptions): EtcdEndpoint {
-  const given = [o.cacert, o.cert, o.key].filter(Boolean).length;
-  if (given !== 0 && given !== 3) throw new UserError('--cacert, --cert and --key go together');
-  if (!/^https?:\/\/[^\s/]+$/.test(o.endpoint)) {
-    throw new UserError(`--endpoint ${o.endpoint}: must be a client URL such as https://127.0.0.1:2379`);
+  try {
+    const opened = await openNodeBackups(o);
+    return {
+      ...opened,
+      close: async () => {
+        await opened.close();
+        await local?.stop();
+      },
+    };
+  } catch (e) {
+    await local?.stop();
+    throw e;
   }
-  return {
-    url: o.endpoint,
-    ...(given === 3 ? { tls: { caFile: o.cacert!, certFile: o.cert!, keyFile: o.key! } } : {}),
-  };
 }
 
 /**
  * `etcd-backup now`: snapshot one member, seal, upload under backups/etcd/, verify the
- * upload, then apply retention. With `--elect` (the masters' timer) it first claims the
- * current interval's slot with a conditional write and does nothing when another master
- * holds it. Only adds objects (and deletes expired snapshots), so it does not ask.
+ * upload, then apply retention ({@link backupNow}). Only adds objects (and deletes expired
+ * snapshots, as the timer does every interval), so it does not ask.
  * @returns 0
  * @throws IntegrityError (exit 4) when the verification after upload fails
  */
 export async function etcdBackupNowCommand(o: BackupNowOptions): Promise<number> {
-  const endpoint = endpointOf(o);
-  const { hostname } = await import('node:os');
-  const member = o.member ?? hostname();
+  endpointOf(o);
   const opened = await openBackupStore(o);
   try {
-    if (o.elect) {
-      const slot = slotOf(Date.now(), opened.intervalMinutes * 60);
-      if (!(await opened.store.claimSlot(slot, member))) {
-        log.info(`slot ${slot}: another master takes this snapshot`);
-        return 0;
-      }
-    }
-    const r = await takeBackup(opened.store, endpoint, { member });
-    const out = {
-      key: r.key,
-      revision: r.status.revision,
-      bytes: r.meta.size,
-      sha256: r.meta.sha256,
-      ...r.timingsMs,
-    };
-    process.stdout.write(o.json ? `${JSON.stringify(out, null, 2)}\n` : `${r.key}\n`);
-    if (o.expire !== false) await expireBackups(opened.store, { policy: opened.policy });
-    return 0;
+    return await backupNow(opened, o, etcdctlSource);
   } finally {
     await opened.close();
   }

@@ -124,7 +124,8 @@ export const KEYS = {
     description: 'AMI of all nodes (default: the newest Canonical Ubuntu 24.04 LTS in the region)',
   },
   ETCD_BACKUP_INTERVAL_MINUTES: {
-    schema: count(1, 1440),
+    // the masters' timer fires at minutes 0, n, 2n... of every hour (OnCalendar=*:0/n)
+    schema: count(1, 60).refine((n) => 60 % n === 0, 'must divide 60: 1-6, 10, 12, 15, 20, 30 or 60'),
     default: '15',
     description: 'minutes between etcd snapshots taken by the masters (the recovery point objective)',
   },

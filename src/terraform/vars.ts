@@ -75,6 +75,8 @@ export type TfVars = {
   agent_sha256: string;
   /** the public zone usually lives elsewhere: not managed for now */
   manage_public_zone: boolean;
+  /** the masters' etcd snapshot timer and retention (ETCD_BACKUP_* keys) */
+  etcd_backup: { interval_minutes: number; keep_all_hours: number; hourly_days: number; daily_days: number };
 };
 
 /**
@@ -128,5 +130,11 @@ export function tfVars(cfg: EnvConfig, extra: TfExtra): TfVars {
     agent_object_key: extra.agentObjectKey,
     agent_sha256: extra.agentSha256,
     manage_public_zone: false,
+    etcd_backup: {
+      interval_minutes: cfg.etcdBackup.intervalMinutes,
+      keep_all_hours: cfg.etcdBackup.keepAllS / 3600,
+      hourly_days: cfg.etcdBackup.hourlyS / 86_400,
+      daily_days: cfg.etcdBackup.dailyS / 86_400,
+    },
   };
 }

@@ -164,6 +164,8 @@ describe('the contract with platform/terraform/variables.tf', () => {
             return typeof v !== 'boolean';
           case 'list':
             return !Array.isArray(v);
+          case 'object':
+            return typeof v !== 'object' || v === null || Array.isArray(v);
           default:
             return true;
         }

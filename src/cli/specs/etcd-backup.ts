@@ -1,13 +1,9 @@
 import { Argument, Option } from 'commander';
+import { configureBackupNowFlags, configureNodeModeBackupFlags } from '../../backup/flags.js';
 import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
 
 /** Node mode flags (on a master, where there is no environment file). */
-export function nodeModeOptions(c: import('commander').Command) {
-  return c
-    .addOption(new Option('--environment <name>', 'node mode: environment name (with --bucket and --region)'))
-    .addOption(new Option('--bucket <name>', 'node mode: the secrets bucket'))
-    .addOption(new Option('--region <region>', 'node mode: AWS region'));
-}
+export const nodeModeOptions = configureNodeModeBackupFlags;
 
 /** `-e` is optional here: node mode names the bucket instead. */
 export function optionalEnv(): Option {
@@ -21,28 +17,16 @@ export const etcdBackupSpec: CommandSpec = {
   name: 'etcd-backup',
   summary: 'etcd snapshots in the secrets bucket: list | now (snapshot, seal, upload, verify) | expire',
   configure: (c) =>
-    nodeModeOptions(
-      c
-        .addArgument(new Argument('<action>', 'list, now or expire').choices(['list', 'now', 'expire']))
-        .addOption(optionalEnv())
-        .addOption(localOption()),
+    configureBackupNowFlags(
+      nodeModeOptions(
+        c
+          .addArgument(new Argument('<action>', 'list, now or expire').choices(['list', 'now', 'expire']))
+          .addOption(optionalEnv())
+          .addOption(localOption()),
+      ),
     )
-      .addOption(
-        new Option('--endpoint <url>', 'now: the member client URL').default('https://127.0.0.1:2379'),
-      )
-      .addOption(new Option('--cacert <file>', 'now: CA bundle of the member'))
-      .addOption(new Option('--cert <file>', 'now: client certificate'))
-      .addOption(new Option('--key <file>', 'now: client key'))
-      .addOption(
-        new Option('--member <name>', 'now: member name recorded with the snapshot (default: host name)'),
-      )
-      .addOption(
-        new Option('--elect', 'now: claim this interval’s slot first; skip if another master holds it'),
-      )
-      .addOption(new Option('--no-expire', 'now: do not apply retention afterwards'))
       .addOption(new Option('--dry-run', 'expire: show what would be deleted'))
-      .addOption(new Option('--yes', 'expire: delete without asking'))
-      .addOption(new Option('--json', 'print JSON')),
+      .addOption(new Option('--yes', 'expire: delete without asking')),
   run: async (o, args) => {
     const m = await import('../../commands/etcd-backup.js');
     const action = args[0];
