@@ -6,7 +6,7 @@ import { log } from '../log.js';
 import { sha256 } from '../secrets/envelope.js';
 import type { LayerIndex } from '../secrets/index-format.js';
 import type { NodeStatus } from '../secrets/status.js';
-import type { SecretStore } from '../secrets/store.js';
+import { MissingObjectError, type SecretStore } from '../secrets/store.js';
 import {
   type Action,
   backoffS,
@@ -180,7 +180,15 @@ export async function syncOnce(opts: SyncOptions): Promise<SyncResult> {
   const none = { written: [], removed: [], fileErrors: state.fileErrors, changed: false, state };
   if (snap === 'not-modified')
     return { kind: 'unchanged', generation: state.generation, etag: opts.etag, ...none };
-  if (!snap) return { kind: 'empty', generation: state.generation, ...none };
+  if (!snap) {
+    // generations only go up: an index that vanished after one was applied was deleted
+    if (state.generation > 0) {
+      throw new IntegrityError(
+        `index/${opts.layer} is missing, but generation ${state.generation} of layer ${opts.layer} was applied here: the index was deleted; the last good files stay`,
+      );
+    }
+    return { kind: 'empty', generation: state.generation, ...none };
+  }
   if (opts.observed) opts.observed.index = snap.index;
   const { index } = snap;
   checkIndex(opts.layer, index, snap.digest, state);
@@ -195,18 +203,26 @@ export async function syncOnce(opts: SyncOptions): Promise<SyncResult> {
   const { default: pLimit } = await import('p-limit');
   const limit = pLimit(8);
   const fetched = new Map<string, Buffer>();
+  const fileErrors: FileError[] = [];
   await Promise.all(
     writes.map((w) =>
       limit(async () => {
-        fetched.set(
-          w.path,
-          await opts.store.fetchFile(opts.layer, w.path, w.entry, { abortSignal: requestSignal(opts) }),
-        );
+        try {
+          fetched.set(
+            w.path,
+            await opts.store.fetchFile(opts.layer, w.path, w.entry, { abortSignal: requestSignal(opts) }),
+          );
+        } catch (e) {
+          // a version the index names is gone: that file keeps its last good copy, the
+          // rest of the pass goes on, and the error is reported
+          if (!(e instanceof MissingObjectError)) throw e;
+          fileErrors.push({ path: w.path, error: e.message });
+        }
       }),
     ),
   );
-  const fileErrors: FileError[] = [];
   const good = writes.filter((w) => {
+    if (!fetched.has(w.path)) return false;
     if (!w.path.startsWith('manifests/')) return true;
     try {
       validateStaticPod(fetched.get(w.path)!, `${opts.layer}/${w.path}`);

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { awsSettings, StorageClients } from '../aws/storage-clients.js';
 import { IntegrityError, UserError } from '../errors.js';
@@ -122,6 +123,8 @@ export async function runManifestSync(
   const redirected = path.resolve(o.dest) !== DEFAULT_DEST;
   const dest = path.resolve(o.dest);
   const root = o.root ? path.resolve(o.root) : redirected ? undefined : '/etc/kubernetes';
+  await checkTargetDir('--dest', dest);
+  if (o.root) await checkTargetDir('--root', path.resolve(o.root));
   if (!root) log.info(`--dest is redirected and no --root given: only manifests/ are synced`);
   if (o.nodeId !== undefined && !/^[A-Za-z0-9._-]{1,255}$/.test(o.nodeId)) {
     throw new UserError(
@@ -166,6 +169,26 @@ async function start(
     return 0;
   } finally {
     await close();
+  }
+}
+
+/**
+ * A directory the agent writes into must be a directory (or not exist yet) and not `/`:
+ * checked before the bucket is opened, so a bad `--dest` writes nothing (not ENOTDIR or
+ * EROFS halfway through a pass).
+ * @throws UserError (exit 2)
+ */
+async function checkTargetDir(flag: string, dir: string): Promise<void> {
+  if (dir === path.parse(dir).root) {
+    throw new UserError(`${flag} ${dir}: refusing to sync into the root directory; name a directory`);
+  }
+  const st = await stat(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    if (e.code === 'ENOTDIR') return 'notdir' as const;
+    throw e;
+  });
+  if (st === 'notdir' || (st && !st.isDirectory())) {
+    throw new UserError(`${flag} ${dir}: is not a directory (it, or a parent, is a file)`);
   }
 }
 

@@ -351,3 +351,65 @@ describe('static pods the agents would refuse are never published (item 12)', ()
     t.aws.destroy();
   });
 });
+
+/** A static pod the agent accepts. */
+const pod = (name: string, image: string) =>
+  `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: kube-system\nspec:\n  containers:\n    - name: ${name}\n      image: ${image}\n`;
+
+describe('manifest-sync --once (items 8 and 11)', () => {
+  test('a deleted index after an applied generation is exit 4; the last good files stay', async () => {
+    const t = await setup('hostile-agent-gone');
+    t.put('secure/manifests/a.yaml', pod('a', 'a:1'));
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    const dest = mkdtempSync(path.join(os.tmpdir(), 'kp-dest-'));
+    const first = await t.run(['manifest-sync', '--once', '--dest', dest, '--no-status']);
+    expect(first.code).toBe(0);
+    await t.s3.send(new DeleteObjectCommand({ Bucket: t.names.secretsBucket, Key: 'index/secure' }));
+    const r = await t.run(['manifest-sync', '--once', '--dest', dest, '--no-status']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/index\/secure is missing, but generation 1 of layer secure was applied here/);
+    expect(readFileSync(path.join(dest, 'a.yaml'), 'utf8')).toBe(pod('a', 'a:1'));
+    t.aws.destroy();
+  });
+
+  test('a missing object version skips that file (its last good copy stays) and applies the rest', async () => {
+    const t = await setup('hostile-agent-version');
+    t.put('secure/manifests/a.yaml', pod('a', 'a:1'));
+    t.put('secure/manifests/b.yaml', pod('b', 'b:1'));
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    const dest = mkdtempSync(path.join(os.tmpdir(), 'kp-dest-'));
+    expect((await t.run(['manifest-sync', '--once', '--dest', dest, '--no-status'])).code).toBe(0);
+    t.put('secure/manifests/a.yaml', pod('a', 'a:2'));
+    t.put('secure/manifests/b.yaml', pod('b', 'b:2'));
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    const idx = await t.store.readIndex('secure');
+    if (!idx || idx === 'not-modified') throw new Error('no index');
+    await t.s3.send(
+      new DeleteObjectCommand({
+        Bucket: t.names.secretsBucket,
+        Key: 'secure/manifests/a.yaml',
+        VersionId: idx.index.files['manifests/a.yaml']!.versionId,
+      }),
+    );
+    const r = await t.run(['manifest-sync', '--once', '--dest', dest, '--no-status']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/manifests\/a\.yaml not applied, its last good version stays: .*does not exist/);
+    expect(readFileSync(path.join(dest, 'a.yaml'), 'utf8')).toBe(pod('a', 'a:1'));
+    expect(readFileSync(path.join(dest, 'b.yaml'), 'utf8')).toBe(pod('b', 'b:2'));
+    t.aws.destroy();
+  });
+
+  test('--dest that is a file, under a file, or / is refused with exit 2 before the bucket is read', async () => {
+    const t = await setup('hostile-agent-dest');
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'kp-dest-')), 'afile');
+    writeFileSync(file, 'x');
+    for (const dest of [file, path.join(file, 'sub'), '/']) {
+      const r = await t.recorded(['manifest-sync', '--once', '--dest', dest, '--no-status']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/--dest .*(is not a directory|refusing to sync into the root directory)/);
+      expect(r.requests).toBe(0);
+    }
+    expect(readFileSync(file, 'utf8')).toBe('x');
+    t.aws.destroy();
+  });
+});
