@@ -41,4 +41,16 @@ fi
 if [ $# -eq 0 ]; then
   exec bash --rcfile /opt/kube-platform/docker/bashrc -i
 fi
+if ! command -v "$1" >/dev/null 2>&1; then
+  # a mistyped command: name the toolkit's commands instead of exec's "not found" (127)
+  scripts="$(dirname "$(command -v kube-platform 2>/dev/null || echo /opt/kube-platform/scripts/kube-platform)")"
+  echo "kube-platform: unknown command: $1" >&2
+  list=""
+  for f in "$scripts"/*; do
+    f="${f##*/}"
+    [ "$f" = kube-platform ] || list="$list$f "
+  done
+  echo "hint: the toolkit's commands: $list(each takes --help)" >&2
+  exit 2
+fi
 exec "$@"

@@ -1,7 +1,7 @@
 terraform {
-  # 1.6: the S3 backend's current settings (use_path_style, endpoints). The backend's
-  # use_lockfile needs terraform or tofu >= 1.10: the driver refuses older binaries.
-  required_version = ">= 1.6"
+  # 1.10: the S3 backend's native state locking (use_lockfile); the driver refuses older
+  # binaries too, and README and .ci/check-tools say the same.
+  required_version = ">= 1.10"
 
   required_providers {
     aws = {

@@ -8,6 +8,16 @@ import { log, mask } from '../log.js';
  * are handed to children through `input` (stdin) or `env`, never through arguments.
  */
 
+/** Where the programs the toolkit runs come from, for the error when one is missing. */
+const INSTALL_HINTS: Record<string, string> = {
+  'ssh-keygen':
+    'install OpenSSH (Debian/Ubuntu: apt-get install openssh-client; macOS has it): run uses it for the environment SSH key',
+  'ssh-agent': 'install OpenSSH (Debian/Ubuntu: apt-get install openssh-client)',
+  'ssh-add': 'install OpenSSH (Debian/Ubuntu: apt-get install openssh-client)',
+  terraform: 'install Terraform >= 1.10 or OpenTofu >= 1.10 (PLATFORM_TF_BINARY=tofu)',
+  moto_server: "install the local AWS: pip install 'moto[server]'",
+};
+
 export interface ExecOptions {
   /** working directory (required: no command runs "wherever we happen to be") */
   cwd: string;
@@ -66,6 +76,12 @@ export async function exec(file: string, args: string[], opts: ExecOptions): Pro
   });
   const r = await child;
   if (r.failed && r.exitCode === undefined) {
+    if ((r.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+      throw new PlatformError(`${file} is not installed (not found on PATH)`, {
+        cause: r.cause,
+        hint: INSTALL_HINTS[file] ?? `install ${file}, or put it on PATH`,
+      });
+    }
     throw new PlatformError(`cannot run ${file}: ${mask(r.shortMessage ?? String(r.cause))}`, {
       cause: r.cause,
     });

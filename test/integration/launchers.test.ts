@@ -446,3 +446,26 @@ describe('native mode', () => {
     expect(r.stderr.indexOf('--> acting as')).toBeLessThan(r.stderr.indexOf('[play-tester@platform]'));
   });
 });
+
+describe('a mistyped command (issue 11 item 18)', () => {
+  test('./play.kube --native -- bogus lists the commands and exits 2, not 127', async () => {
+    const sb = sandbox();
+    const r = await sb.launch('play.kube', ['--native', '--', 'bogus']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('unknown command: bogus');
+    expect(r.stderr).toMatch(/commands: .*upload-secrets/);
+    expect(r.stderr).not.toContain('kube-platform ');
+  });
+
+  test("the container's entrypoint does the same", async () => {
+    const sb = sandbox();
+    const r = await exec('bash', [path.join(sb.dir, 'docker', 'entrypoint.sh'), 'bogus'], {
+      cwd: sb.dir,
+      env: { ...CLEAN, HOME: sb.home, PATH: `${path.join(REPO, 'scripts')}:${process.env.PATH}` },
+      reject: false,
+    });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('unknown command: bogus');
+    expect(r.stderr).toMatch(/commands: .*run .*upload-secrets/);
+  });
+});
