@@ -118,6 +118,8 @@ module "workers" {
   launch_template = module.launch_template["workers"]
   desired_count   = var.worker_count
   max_count       = var.worker_max
+
+  kubernetes_cluster = var.environment
 }
 
 # The bastion is a pool of exactly one, with a public address, in the mgmt subnets: the only

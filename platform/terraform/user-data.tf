@@ -14,6 +14,26 @@ locals {
   kubernetes_minor   = regex("^v[0-9]+\\.[0-9]+", var.kubernetes_version)
   kubernetes_package = trimprefix(var.kubernetes_version, "v")
 
+  # kubelet's image credential provider for ECR, installed by kp-install on every Kubernetes
+  # node, used by the workers' kubelets (kp-kubelet). Release binaries of kubernetes/cloud-provider-aws
+  # (https://artifacts.k8s.io/binaries/cloud-provider-aws/<version>/linux/<arch>/ecr-credential-provider-linux-<arch>,
+  # each published with a .sha256 beside it). v1.29.0 is the newest release whose checksums could
+  # be taken from a published source without network access here: kops'
+  # pkg/assets/assetdata/ecr.yaml (https://github.com/kubernetes/kops). It speaks the stable
+  # credentialprovider.kubelet.k8s.io/v1 API, which kubelet v1.34 serves. To move to a
+  # release matching the Kubernetes minor (v1.34.x), set version and both checksums from that
+  # release's .sha256 files.
+  ecr_credential_provider = {
+    version      = "v1.29.0"
+    sha256_amd64 = "0d97641c8977fe775cb18f9e6f40acd99ef2570543b55e5c13dec320dcaa8ee3"
+    sha256_arm64 = "8313d0744b7e5cfaccb7aa1327c5260471eb9463bc769f87df6f45dee84b8c44"
+    bin_dir      = "/usr/local/libexec/kubelet-credential-providers"
+  }
+
+  # Images the workers' kubelets pull with ECR credentials: the environment's own account
+  # (the account of its KMS key), any region; modules/iam allows pulls from nowhere else.
+  ecr_account_id = split(":", var.kms_key_arn)[4]
+
   # The cluster DNS Service IP: the tenth address of the service CIDR (kubeadm's convention,
   # as src/config/topology.ts clusterDnsIp()).
   cluster_dns_ip = cidrhost(var.service_cidr, 10)
@@ -71,14 +91,19 @@ locals {
         fetch_agent_sh     = local.fetch_agent_sh
         manifest_sync_unit = local.manifest_sync_unit
         install_sh = templatefile("${path.module}/templates/install-node.sh.tftpl", {
-          kubernetes         = r.kubernetes
-          kubernetes_minor   = local.kubernetes_minor
-          kubernetes_package = local.kubernetes_package
+          kubernetes              = r.kubernetes
+          kubernetes_minor        = local.kubernetes_minor
+          kubernetes_package      = local.kubernetes_package
+          ecr_credential_provider = local.ecr_credential_provider
         })
       })
       kubernetes_files = !r.kubernetes ? "" : templatefile("${path.module}/templates/kubernetes-files.yaml.tftpl", {
-        master     = r.master
-        kubelet_sh = templatefile("${path.module}/templates/kubelet.sh.tftpl", { master = r.master })
+        master         = r.master
+        ecr_account_id = local.ecr_account_id
+        kubelet_sh = templatefile("${path.module}/templates/kubelet.sh.tftpl", {
+          master                  = r.master
+          credential_provider_dir = local.ecr_credential_provider.bin_dir
+        })
         kubelet_config = templatefile("${path.module}/templates/kubelet-config.yaml.tftpl", {
           standalone = false, master = r.master, cluster_domain = var.cluster_domain, cluster_dns_ip = local.cluster_dns_ip
         })

@@ -89,7 +89,7 @@ export function loadReference(dir = referenceDir()): Reference {
 }
 
 /** Names whose deprecation a file explains: `# kp-allow-deprecated: <name>: <reason>`. */
-function allowedDeprecated(text: string): Set<string> {
+export function allowedDeprecated(text: string): Set<string> {
   const out = new Set<string>();
   for (const m of text.matchAll(/^\s*# kp-allow-deprecated: (\S+?): \S.*$/gm))
     out.add(m[1]!.replace(/^--/, ''));
@@ -142,7 +142,11 @@ export function checkCommandLine(
   if (!flags) return [{ file, where: binary, problem: `no flag list for ${binary} in ${ref.dir}` }];
   const out: Finding[] = [];
   const seen = new Set<string>();
-  for (const arg of argv) {
+  // A binary with subcommands (`aws-ebs-csi-driver controller ...`) lists them with the
+  // registration `subcommand`; one may come first, before the flags.
+  const sub = argv[0] === undefined ? undefined : flags.get(argv[0]);
+  const words = sub?.type === 'subcommand' ? argv.slice(1) : argv;
+  for (const arg of words) {
     const m = /^--([A-Za-z0-9][A-Za-z0-9-]*)(?:=(.*))?$/s.exec(arg);
     if (!m) {
       out.push({ file, where: `${binary} ${arg}`, problem: 'not a --flag=value argument' });
@@ -153,6 +157,10 @@ export function checkCommandLine(
     if (seen.has(name)) out.push({ file, where, problem: 'given more than once' });
     seen.add(name);
     const entry = flags.get(name);
+    if (entry?.type === 'subcommand') {
+      out.push({ file, where, problem: 'a subcommand, given as a flag (it comes first, without --)' });
+      continue;
+    }
     if (!entry) {
       out.push({ file, where, problem: `unknown flag (not in ${path.basename(ref.dir)} ${binary} flags)` });
       continue;

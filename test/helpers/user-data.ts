@@ -5,6 +5,12 @@ import { exec } from '../../src/exec/index.js';
 import { terraformDir, toolkitRoot } from '../../src/paths.js';
 import { tfVars } from '../../src/terraform/vars.js';
 
+/** The cloud-init user data of each node role, as EC2 receives it (before gzip). */
+export type UserData = Record<'masters' | 'workers' | 'bastion', string>;
+
+/** The account the rendered user data is for (its KMS key's; moto's default account). */
+export const RENDER_ACCOUNT = '123456789012';
+
 /** One entry of a cloud-config's write_files. */
 export interface WriteFile {
   path: string;

@@ -17,3 +17,8 @@ output "layers" {
   description = "The secrets layers each node role may read: { masters = [\"common\", \"secure\"], ... }."
   value       = { for k, r in local.roles : k => r.layers }
 }
+
+output "component_policies" {
+  description = "The policy documents (JSON) of the cluster components that call AWS with a node's role, by node role: masters (cloud-controller-manager, EBS CSI controller), workers (ECR pulls). The bastion has none."
+  value       = local.component_policies
+}

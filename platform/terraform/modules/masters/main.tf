@@ -68,7 +68,13 @@ resource "aws_autoscaling_group" "this" {
   }
 
   dynamic "tag" {
-    for_each = merge(local.member_tags[each.key], { Name = "${var.environment}-secure", ManagedBy = "kube-platform" })
+    # kubernetes.io/cluster/<environment>: how the AWS cloud-controller-manager finds the
+    # cluster's instances (https://cloud-provider-aws.sigs.k8s.io/prerequisites/).
+    for_each = merge(local.member_tags[each.key], {
+      Name                                       = "${var.environment}-secure"
+      ManagedBy                                  = "kube-platform"
+      "kubernetes.io/cluster/${var.environment}" = "owned"
+    })
     content {
       key                 = tag.key
       value               = tag.value

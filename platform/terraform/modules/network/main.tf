@@ -8,6 +8,21 @@ locals {
   public_layers  = ["elb", "mgmt"]
   private_layers = ["secure", "compute"]
 
+  # How the AWS cloud-controller-manager picks the subnets of a Service of type LoadBalancer
+  # (https://cloud-provider-aws.sigs.k8s.io/service_controller/,
+  # https://docs.aws.amazon.com/eks/latest/userguide/network-load-balancing.html): subnets tagged
+  # kubernetes.io/cluster/<cluster> are the cluster's, kubernetes.io/role/elb=1 marks those for
+  # internet-facing load balancers (the public elb layer), kubernetes.io/role/internal-elb=1
+  # those for internal ones (the workers' compute layer). The secure and mgmt layers carry no
+  # such tag, so no Service ever lands a load balancer there.
+  cluster_tag = "kubernetes.io/cluster/${var.environment}"
+  layer_kubernetes_tags = {
+    secure  = {}
+    compute = { (local.cluster_tag) = "owned", "kubernetes.io/role/internal-elb" = "1" }
+    elb     = { (local.cluster_tag) = "owned", "kubernetes.io/role/elb" = "1" }
+    mgmt    = {}
+  }
+
   # "<layer>/<zone>" => { layer, zone, cidr }. A layer with a subnet too few is caught by the
   # VPC's precondition (with a clear message) rather than by an index error here.
   subnets = merge([
@@ -46,10 +61,13 @@ resource "aws_subnet" "this" {
   # Public addresses are requested explicitly by the launch templates that need one (bastion).
   map_public_ip_on_launch = false
 
-  tags = {
-    Name  = "${var.environment}-${each.value.layer}-${each.value.zone}"
-    Layer = each.value.layer
-  }
+  tags = merge(
+    {
+      Name  = "${var.environment}-${each.value.layer}-${each.value.zone}"
+      Layer = each.value.layer
+    },
+    local.layer_kubernetes_tags[each.value.layer],
+  )
 }
 
 resource "aws_internet_gateway" "this" {

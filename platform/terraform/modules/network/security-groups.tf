@@ -118,10 +118,17 @@ resource "aws_security_group" "this" {
   name        = "${var.environment}-${replace(each.key, "_", "-")}"
   description = each.value
   vpc_id      = aws_vpc.this.id
-  tags = {
-    Name       = "${var.environment}-${replace(each.key, "_", "-")}"
-    Attachment = contains(local.load_balancer_groups, each.key) ? "load-balancer" : "instances"
-  }
+  # The nodes' groups carry kubernetes.io/cluster/<environment>: the cloud-controller-manager
+  # opens a node's one tagged group to the load balancers it creates for Services
+  # (https://cloud-provider-aws.sigs.k8s.io/prerequisites/); the API load balancers' groups are
+  # not the cluster's to change.
+  tags = merge(
+    {
+      Name       = "${var.environment}-${replace(each.key, "_", "-")}"
+      Attachment = contains(local.load_balancer_groups, each.key) ? "load-balancer" : "instances"
+    },
+    contains(["masters", "workers"], each.key) ? { (local.cluster_tag) = "owned" } : {},
+  )
 }
 
 resource "aws_vpc_security_group_ingress_rule" "this" {

@@ -21,14 +21,19 @@ resource "aws_autoscaling_group" "this" {
 
   # Instance tags (the provider's default_tags do not reach instances launched by an ASG).
   # scale-compute finds the worker ASG by Layer=compute, agent-setup the bastion by
-  # Layer=bastion (src/commands/scale.ts, src/ssh/inventory.ts).
+  # Layer=bastion (src/commands/scale.ts, src/ssh/inventory.ts). Kubernetes nodes also carry
+  # kubernetes.io/cluster/<cluster>=owned, the tag by which the AWS cloud-controller-manager
+  # finds the cluster's instances (https://cloud-provider-aws.sigs.k8s.io/prerequisites/).
   dynamic "tag" {
-    for_each = {
-      Name        = "${var.environment}-${var.name}"
-      Environment = var.environment
-      Layer       = var.layer
-      ManagedBy   = "kube-platform"
-    }
+    for_each = merge(
+      {
+        Name        = "${var.environment}-${var.name}"
+        Environment = var.environment
+        Layer       = var.layer
+        ManagedBy   = "kube-platform"
+      },
+      var.kubernetes_cluster == null ? {} : { "kubernetes.io/cluster/${var.kubernetes_cluster}" = "owned" },
+    )
     content {
       key                 = tag.key
       value               = tag.value

@@ -84,3 +84,14 @@ variable "target_group_arns" {
   type        = list(string)
   default     = []
 }
+
+variable "kubernetes_cluster" {
+  description = "Name of the Kubernetes cluster whose nodes this pool runs (tags its instances kubernetes.io/cluster/<name>=owned for the AWS cloud-controller-manager); null for a pool of non-nodes such as the bastion."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kubernetes_cluster == null || can(regex("^[a-z][a-z0-9-]{0,22}[a-z0-9]$", var.kubernetes_cluster))
+    error_message = "The kubernetes_cluster must be an environment name (2-24 lower-case letters, digits or '-') or null."
+  }
+}
