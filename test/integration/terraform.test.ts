@@ -390,14 +390,17 @@ describe('platform/terraform against the local AWS', () => {
         root_module: {
           child_modules?: {
             address: string;
-            resources: { type: string; index?: string; values: { policy?: string } }[];
+            resources: { type: string; name: string; index?: string; values: { policy?: string } }[];
           }[];
         };
       };
     };
     const iam = state.values.root_module.child_modules?.find((m) => m.address === 'module.iam');
     const policy = (role: string) => {
-      const r = iam?.resources.find((x) => x.type === 'aws_iam_role_policy' && x.index === role);
+      // the layers policy (aws_iam_role_policy.this; .components is checked by workloads-aws.test.ts)
+      const r = iam?.resources.find(
+        (x) => x.type === 'aws_iam_role_policy' && x.name === 'this' && x.index === role,
+      );
       return JSON.parse(r?.values.policy ?? '{}') as {
         Statement: {
           Sid: string;

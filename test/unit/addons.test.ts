@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { targetOf } from '../../src/agent/plan.js';
 import { type EnvConfig, parseEnvironment } from '../../src/config/load.js';
+import { bootstrapNames } from '../../src/config/topology.js';
 import {
   type ManifestValues,
   manifestValues,
@@ -239,13 +241,31 @@ const ALLOWED_KINDS: Record<string, string> = {
   Service: 'v1',
   ClusterRole: 'rbac.authorization.k8s.io/v1',
   ClusterRoleBinding: 'rbac.authorization.k8s.io/v1',
+  Role: 'rbac.authorization.k8s.io/v1',
+  RoleBinding: 'rbac.authorization.k8s.io/v1',
   DaemonSet: 'apps/v1',
   Deployment: 'apps/v1',
+  CSIDriver: 'storage.k8s.io/v1',
+  StorageClass: 'storage.k8s.io/v1',
+  APIService: 'apiregistration.k8s.io/v1',
 };
 
-/** `registry/repository:tag`, a tag that is not `latest` (https://kubernetes.io/docs/concepts/containers/images/#image-names). */
+/** Kinds without a namespace. */
+const CLUSTER_SCOPED = [
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'CSIDriver',
+  'StorageClass',
+  'APIService',
+];
+
+/**
+ * `registry/repository:tag`, a tag that is not `latest`, optionally `@sha256:<digest>`
+ * (https://kubernetes.io/docs/concepts/containers/images/#image-names).
+ */
 const PINNED_IMAGE_RE =
-  /^[a-z0-9.-]+(\.[a-z]+)(\/[a-z0-9._-]+)+:(?!latest$)[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+  /^[a-z0-9.-]+(\.[a-z]+)(\/[a-z0-9._-]+)+:(?!latest(@|$))[A-Za-z0-9_][A-Za-z0-9._-]{0,127}(@sha256:[0-9a-f]{64})?$/;
 
 const workloadsOf = (r: Rendered) =>
   r.objects.filter(({ obj }) => obj.kind === 'DaemonSet' || obj.kind === 'Deployment') as {
@@ -318,6 +338,27 @@ describe('cluster add-ons for play.env', () => {
 
   test('one labelled object per .yaml file, of an allowed kind, each name once; nothing else under secure/addons/', () => {
     expect(play.files.map((f) => f.path)).toEqual([
+      'secure/addons/aws-cloud-controller-manager/cluster-role-binding.yaml',
+      'secure/addons/aws-cloud-controller-manager/cluster-role.yaml',
+      'secure/addons/aws-cloud-controller-manager/daemon-set.yaml',
+      'secure/addons/aws-cloud-controller-manager/role-binding.yaml',
+      'secure/addons/aws-cloud-controller-manager/service-account.yaml',
+      'secure/addons/aws-ebs-csi-driver/cluster-role-attacher.yaml',
+      'secure/addons/aws-ebs-csi-driver/cluster-role-binding-attacher.yaml',
+      'secure/addons/aws-ebs-csi-driver/cluster-role-binding-node.yaml',
+      'secure/addons/aws-ebs-csi-driver/cluster-role-binding-provisioner.yaml',
+      'secure/addons/aws-ebs-csi-driver/cluster-role-binding-resizer.yaml',
+      'secure/addons/aws-ebs-csi-driver/cluster-role-node.yaml',
+      'secure/addons/aws-ebs-csi-driver/cluster-role-provisioner.yaml',
+      'secure/addons/aws-ebs-csi-driver/cluster-role-resizer.yaml',
+      'secure/addons/aws-ebs-csi-driver/csi-driver.yaml',
+      'secure/addons/aws-ebs-csi-driver/daemon-set-node.yaml',
+      'secure/addons/aws-ebs-csi-driver/deployment-controller.yaml',
+      'secure/addons/aws-ebs-csi-driver/role-binding-leases.yaml',
+      'secure/addons/aws-ebs-csi-driver/role-leases.yaml',
+      'secure/addons/aws-ebs-csi-driver/service-account-controller.yaml',
+      'secure/addons/aws-ebs-csi-driver/service-account-node.yaml',
+      'secure/addons/aws-ebs-csi-driver/storage-class-gp3.yaml',
       'secure/addons/cluster-admins/cluster-role-binding.yaml',
       'secure/addons/coredns/cluster-role-binding.yaml',
       'secure/addons/coredns/cluster-role.yaml',
@@ -338,6 +379,15 @@ describe('cluster add-ons for play.env', () => {
       'secure/addons/kubelet-tls-bootstrap/cluster-role-binding-kubelet-bootstrap.yaml',
       'secure/addons/kubelet-tls-bootstrap/cluster-role-binding-node-autoapprove-bootstrap.yaml',
       'secure/addons/kubelet-tls-bootstrap/cluster-role-binding-node-autoapprove-certificate-rotation.yaml',
+      'secure/addons/metrics-server/api-service.yaml',
+      'secure/addons/metrics-server/cluster-role-aggregated-metrics-reader.yaml',
+      'secure/addons/metrics-server/cluster-role-binding-auth-delegator.yaml',
+      'secure/addons/metrics-server/cluster-role-binding.yaml',
+      'secure/addons/metrics-server/cluster-role.yaml',
+      'secure/addons/metrics-server/deployment.yaml',
+      'secure/addons/metrics-server/role-binding-auth-reader.yaml',
+      'secure/addons/metrics-server/service-account.yaml',
+      'secure/addons/metrics-server/service.yaml',
     ]);
     const keys = new Set<string>();
     for (const { path: p, obj } of play.objects) {
@@ -346,7 +396,7 @@ describe('cluster add-ons for play.env', () => {
       expect(play.files.find((f) => f.path === p)?.mode).toBe(0o600);
       expect([p, obj.kind, obj.apiVersion]).toEqual([p, obj.kind, ALLOWED_KINDS[obj.kind]]);
       expect([p, obj.metadata.labels?.[MANAGED_BY]]).toEqual([p, 'kube-platform']);
-      const clusterScoped = ['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(obj.kind);
+      const clusterScoped = CLUSTER_SCOPED.includes(obj.kind);
       expect([p, typeof obj.metadata.namespace]).toEqual([p, clusterScoped ? 'undefined' : 'string']);
       const key = `${obj.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
       expect(keys.has(key)).toBe(false);
@@ -371,9 +421,13 @@ describe('cluster add-ons for play.env', () => {
   test('DaemonSets and Deployments: strict v1.34 PodSpec, pinned images, resource requests, consistent selectors and references', () => {
     const workloads = workloadsOf(play);
     expect(workloads.map(({ obj }) => `${obj.kind}/${obj.metadata.name}`).sort()).toEqual([
+      'DaemonSet/aws-cloud-controller-manager',
+      'DaemonSet/ebs-csi-node',
       'DaemonSet/kube-flannel-ds',
       'DaemonSet/kube-proxy',
       'Deployment/coredns',
+      'Deployment/ebs-csi-controller',
+      'Deployment/metrics-server',
     ]);
     for (const { path: p, obj } of workloads) {
       const { selector, template } = obj.spec;
@@ -731,5 +785,289 @@ KUBERNETES_VERSION=v1.34.1
     for (const stale of ['10.200.0.0/16', '10.32.0.10', 'kube.play-addons.internal', 'kube-proxy:v1.34.2']) {
       expect(all).not.toContain(stale);
     }
+  });
+});
+
+/** Each add-on pinned by digest: its images are `<repository>:<tag>@<digest>` as upstream records the pair. */
+describe('images pinned by version and digest (cloud-controller-manager, EBS CSI driver, metrics-server)', () => {
+  const upstream = JSON.parse(
+    readFileSync(path.join(root, 'test', 'fixtures', 'images', 'upstream-digests.json'), 'utf8'),
+  ) as { sources: Record<string, string>; images: Record<string, { digest: string; source: string }> };
+
+  test('every image of these add-ons names a tag and the digest upstream records for it', () => {
+    const seen = new Set<string>();
+    for (const { path: p, obj } of workloadsOf(play)) {
+      if (!/\/(aws-cloud-controller-manager|aws-ebs-csi-driver|metrics-server)\//.test(p)) continue;
+      const pod = obj.spec.template.spec;
+      for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+        const m = /^(.+:[^:@]+)@(sha256:[0-9a-f]{64})$/.exec(c.image);
+        expect([p, c.name, m !== null]).toEqual([p, c.name, true]);
+        const [, ref, digest] = m!;
+        expect([p, c.name, ref, digest]).toEqual([p, c.name, ref, upstream.images[ref!]?.digest]);
+        expect(upstream.sources[upstream.images[ref!]!.source]).toEqual(expect.any(String));
+        seen.add(ref!);
+      }
+    }
+    // every listed image is used (a stale entry would hide a version change)
+    expect([...seen].sort()).toEqual(Object.keys(upstream.images).sort());
+  });
+});
+
+/** The ClusterRole a ClusterRoleBinding grants to a ServiceAccount, as rules. */
+function rulesFor(r: Rendered, sa: string, namespace = 'kube-system') {
+  type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+  const bindings = r.objects.filter(
+    ({ obj }) =>
+      (obj.kind === 'ClusterRoleBinding' || obj.kind === 'RoleBinding') &&
+      ((obj.subjects as { kind: string; name: string; namespace?: string }[]) ?? []).some(
+        (s) => s.kind === 'ServiceAccount' && s.name === sa && s.namespace === namespace,
+      ),
+  );
+  const rules: Rule[] = [];
+  const roles: string[] = [];
+  for (const { obj } of bindings) {
+    const ref = obj.roleRef as { kind: string; name: string };
+    roles.push(`${ref.kind}/${ref.name}`);
+    const role = r.objects.find(
+      ({ obj: o }) =>
+        o.kind === ref.kind &&
+        o.metadata.name === ref.name &&
+        (ref.kind === 'ClusterRole' || o.metadata.namespace === obj.metadata.namespace),
+    );
+    rules.push(...(((role?.obj.rules as Rule[]) ?? []) as Rule[]));
+  }
+  const can = (group: string, resource: string, verb: string) =>
+    rules.some(
+      (x) => x.apiGroups.includes(group) && x.resources.includes(resource) && x.verbs.includes(verb),
+    );
+  return { roles: roles.sort(), rules, can };
+}
+
+const argsOf = (c: Container) => [...(c.command ?? []), ...(c.args ?? [])];
+const CONTROL_PLANE_AFFINITY = {
+  nodeAffinity: {
+    requiredDuringSchedulingIgnoredDuringExecution: {
+      nodeSelectorTerms: [
+        { matchExpressions: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists' }] },
+      ],
+    },
+  },
+};
+
+describe('AWS cloud-controller-manager', () => {
+  test('kube-controller-manager leaves the cloud controllers to it: --cloud-provider=external', async () => {
+    const files = await renderTree(manifestsTemplateDir(), play.values);
+    const kcm = parseYaml(
+      files.find((f) => f.path === 'secure/manifests/kube-controller-manager.yaml')!.content,
+    ) as {
+      spec: { containers: Container[] };
+    };
+    expect(kcm.spec.containers[0]!.command).toContain('--cloud-provider=external');
+  });
+
+  test('DaemonSet on the masters only, hostNetwork, tolerating the uninitialized and control-plane taints', () => {
+    const ds = find<Workload>(play, 'DaemonSet', 'aws-cloud-controller-manager');
+    const pod = ds.spec.template.spec as PodSpec & { affinity?: unknown };
+    expect(pod.affinity).toEqual(CONTROL_PLANE_AFFINITY);
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.priorityClassName).toBe('system-node-critical');
+    expect(pod.tolerations).toEqual(
+      expect.arrayContaining([
+        { key: 'node.cloudprovider.kubernetes.io/uninitialized', value: 'true', effect: 'NoSchedule' },
+        { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' },
+      ]),
+    );
+    const c = pod.containers[0]!;
+    expect(argsOf(c)).toEqual([
+      '--bind-address=127.0.0.1',
+      '--cloud-provider=aws',
+      `--cluster-name=${play.cfg.name}`,
+      '--configure-cloud-routes=false',
+      '--leader-elect=true',
+      '--use-service-account-credentials=false',
+      '--v=2',
+    ]);
+    // the API server through the internal API load balancer, not the kubernetes Service
+    const env = (c as { env?: { name: string; value?: string }[] }).env ?? [];
+    expect(env).toEqual([
+      { name: 'KUBERNETES_SERVICE_HOST', value: play.cfg.kubeapiInternalName },
+      { name: 'KUBERNETES_SERVICE_PORT', value: '443' },
+    ]);
+  });
+
+  test('RBAC: initialise and delete Nodes, update Service status, read the authentication ConfigMap; nothing on Secrets', () => {
+    const ds = find<Workload>(play, 'DaemonSet', 'aws-cloud-controller-manager');
+    const sa = ds.spec.template.spec.serviceAccountName!;
+    const { roles, can, rules } = rulesFor(play, sa);
+    expect(roles).toEqual([
+      'ClusterRole/system:cloud-controller-manager',
+      'Role/extension-apiserver-authentication-reader',
+    ]);
+    for (const [resource, verb] of [
+      ['nodes', 'delete'],
+      ['nodes', 'patch'],
+      ['nodes/status', 'patch'],
+      ['services/status', 'patch'],
+      ['events', 'create'],
+    ] as const)
+      expect([resource, verb, can('', resource, verb)]).toEqual([resource, verb, true]);
+    expect(can('coordination.k8s.io', 'leases', 'update')).toBe(true);
+    for (const r of rules) {
+      expect(r.resources).not.toContain('secrets');
+      expect(r.verbs).not.toContain('*');
+    }
+  });
+});
+
+describe('EBS CSI driver and the default StorageClass', () => {
+  test('controller: on the masters, one per master, hostNetwork, provisioner, attacher, resizer and liveness sidecars', () => {
+    const dep = find<Workload>(play, 'Deployment', 'ebs-csi-controller');
+    const pod = dep.spec.template.spec as PodSpec & {
+      affinity: { nodeAffinity: unknown; podAntiAffinity: unknown };
+    };
+    expect(pod.affinity.nodeAffinity).toEqual(CONTROL_PLANE_AFFINITY.nodeAffinity);
+    expect(pod.affinity.podAntiAffinity).toEqual({
+      requiredDuringSchedulingIgnoredDuringExecution: [
+        {
+          topologyKey: 'kubernetes.io/hostname',
+          labelSelector: {
+            matchExpressions: [{ key: 'app', operator: 'In', values: ['ebs-csi-controller'] }],
+          },
+        },
+      ],
+    });
+    expect(dep.spec.replicas).toBeLessThanOrEqual(play.cfg.masters.count);
+    expect(pod.tolerations).toContainEqual({
+      key: 'node-role.kubernetes.io/control-plane',
+      effect: 'NoSchedule',
+    });
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.containers.map((c) => c.name)).toEqual([
+      'aws-ebs-csi-driver',
+      'csi-provisioner',
+      'csi-attacher',
+      'csi-resizer',
+      'livenessprobe',
+    ]);
+    const driver = pod.containers[0]!;
+    expect(argsOf(driver)).toEqual(
+      expect.arrayContaining(['controller', `--k8s-tag-cluster-id=${play.cfg.name}`]),
+    );
+    // on the host network the liveness endpoint stays on loopback, and the probe asks there
+    expect(argsOf(pod.containers[4]!)).toContain('--http-endpoint=127.0.0.1:9808');
+    expect((driver.livenessProbe!.httpGet as { host?: string }).host).toBe('127.0.0.1');
+    // every sidecar talks to the driver over the shared socket
+    for (const c of pod.containers) expect(c.volumeMounts?.map((m) => m.name)).toEqual(['socket-dir']);
+  });
+
+  test('controller RBAC: PersistentVolumes and VolumeAttachments, claim resizing, leases in kube-system only', () => {
+    const dep = find<Workload>(play, 'Deployment', 'ebs-csi-controller');
+    const { roles, can } = rulesFor(play, dep.spec.template.spec.serviceAccountName!);
+    expect(roles).toEqual([
+      'ClusterRole/ebs-external-attacher-role',
+      'ClusterRole/ebs-external-provisioner-role',
+      'ClusterRole/ebs-external-resizer-role',
+      'Role/ebs-csi-leases-role',
+    ]);
+    expect(can('', 'persistentvolumes', 'create')).toBe(true);
+    expect(can('', 'persistentvolumes', 'delete')).toBe(true);
+    expect(can('storage.k8s.io', 'volumeattachments', 'patch')).toBe(true);
+    expect(can('', 'persistentvolumeclaims/status', 'patch')).toBe(true);
+    expect(can('coordination.k8s.io', 'leases', 'create')).toBe(true);
+    const leases = find(play, 'RoleBinding', 'ebs-csi-leases-rolebinding');
+    expect(leases.metadata.namespace).toBe('kube-system');
+  });
+
+  test('node plugin: every node, privileged, mounts into kubelet with Bidirectional propagation, registers with kubelet', () => {
+    const ds = find<Workload>(play, 'DaemonSet', 'ebs-csi-node');
+    const pod = ds.spec.template.spec;
+    expect(pod.tolerations).toEqual([{ operator: 'Exists' }]);
+    const driver = pod.containers.find((c) => c.name === 'aws-ebs-csi-driver')!;
+    expect(argsOf(driver)[0]).toBe('node');
+    expect((driver as { securityContext?: { privileged?: boolean } }).securityContext?.privileged).toBe(true);
+    const kubelet = driver.volumeMounts!.find((m) => m.mountPath === '/var/lib/kubelet') as
+      | { name: string; mountPropagation?: string }
+      | undefined;
+    expect(kubelet?.mountPropagation).toBe('Bidirectional');
+    expect(pod.volumes!.find((v) => v.name === kubelet!.name)?.hostPath?.path).toBe('/var/lib/kubelet');
+    const registrar = pod.containers.find((c) => c.name === 'csi-node-driver-registrar')!;
+    const env = (registrar as { env?: { name: string; value?: string }[] }).env!;
+    expect(env.find((e) => e.name === 'DRIVER_REG_SOCK_PATH')?.value).toBe(
+      '/var/lib/kubelet/plugins/ebs.csi.aws.com/csi.sock',
+    );
+    const reg = registrar.volumeMounts!.find((m) => m.mountPath === '/registration')!;
+    expect(pod.volumes!.find((v) => v.name === reg.name)?.hostPath?.path).toBe(
+      '/var/lib/kubelet/plugins_registry/',
+    );
+    const { roles } = rulesFor(play, pod.serviceAccountName!);
+    expect(roles).toEqual(['ClusterRole/ebs-csi-node-role']);
+  });
+
+  test("StorageClass gp3: the default, the driver's, encrypted with the environment's key, WaitForFirstConsumer, expandable", () => {
+    const sc = find(play, 'StorageClass', 'gp3', null) as K8sObject & Record<string, unknown>;
+    const defaults = play.objects.filter(
+      ({ obj }) =>
+        obj.kind === 'StorageClass' &&
+        obj.metadata.annotations?.['storageclass.kubernetes.io/is-default-class'] === 'true',
+    );
+    expect(defaults.map(({ obj }) => obj.metadata.name)).toEqual(['gp3']);
+    expect(sc.provisioner).toBe(find(play, 'CSIDriver', 'ebs.csi.aws.com', null).metadata.name);
+    expect(sc.parameters).toEqual({
+      type: 'gp3',
+      'csi.storage.k8s.io/fstype': 'ext4',
+      encrypted: 'true',
+      kmsKeyId: bootstrapNames(play.cfg, '123456789012').kmsAlias,
+    });
+    expect(sc.volumeBindingMode).toBe('WaitForFirstConsumer');
+    expect(sc.allowVolumeExpansion).toBe(true);
+    expect(sc.reclaimPolicy).toBe('Delete');
+  });
+});
+
+describe('metrics-server', () => {
+  test("kubelet TLS verified against the cluster CA (never --kubelet-insecure-tls); the kubelets' serving certificates come from that CA", async () => {
+    const dep = find<Workload>(play, 'Deployment', 'metrics-server');
+    const args = argsOf(dep.spec.template.spec.containers[0]!);
+    expect(args).toContain(
+      '--kubelet-certificate-authority=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+    );
+    expect(args.filter((a) => a.includes('insecure'))).toEqual([]);
+    // the ServiceAccount CA is the cluster CA (kube-controller-manager --root-ca-file), which
+    // also signs kubelet serving certificates (--cluster-signing-cert-file)
+    const files = await renderTree(manifestsTemplateDir(), play.values);
+    const kcm = files.find((f) => f.path === 'secure/manifests/kube-controller-manager.yaml')!.content;
+    expect(kcm).toContain('--root-ca-file=/etc/kubernetes/pki/ca.crt');
+    expect(kcm).toContain('--cluster-signing-cert-file=/etc/kubernetes/pki/ca.crt');
+  });
+
+  test('the metrics.k8s.io APIService reaches the Deployment through its Service', () => {
+    const api = find(play, 'APIService', 'v1beta1.metrics.k8s.io', null);
+    const spec = api.spec as { group: string; version: string; service: { name: string; namespace: string } };
+    expect([spec.group, spec.version]).toEqual(['metrics.k8s.io', 'v1beta1']);
+    const svc = find(play, 'Service', spec.service.name, spec.service.namespace);
+    const svcSpec = svc.spec as {
+      selector: Record<string, string>;
+      ports: { port: number; targetPort: string }[];
+    };
+    const dep = find<Workload>(play, 'Deployment', 'metrics-server');
+    expect(dep.spec.template.metadata.labels).toEqual(expect.objectContaining(svcSpec.selector));
+    const ports = dep.spec.template.spec.containers[0]!.ports!;
+    expect(svcSpec.ports.map((p) => ports.find((x) => x.name === p.targetPort)?.containerPort)).toEqual([
+      10250,
+    ]);
+  });
+
+  test('RBAC: node metrics, auth delegation; the view/edit/admin roles may read metrics (kubectl top)', () => {
+    const dep = find<Workload>(play, 'Deployment', 'metrics-server');
+    const { roles, can } = rulesFor(play, dep.spec.template.spec.serviceAccountName!);
+    expect(roles).toEqual([
+      'ClusterRole/system:auth-delegator',
+      'ClusterRole/system:metrics-server',
+      'Role/extension-apiserver-authentication-reader',
+    ]);
+    expect(can('', 'nodes/metrics', 'get')).toBe(true);
+    const reader = find(play, 'ClusterRole', 'system:aggregated-metrics-reader', null);
+    for (const r of ['admin', 'edit', 'view'])
+      expect(reader.metadata.labels?.[`rbac.authorization.k8s.io/aggregate-to-${r}`]).toBe('true');
   });
 });
