@@ -78,6 +78,7 @@ locals {
       environment       = var.environment
       etcd_claim_sh     = local.etcd_claim_sh
       etcd_backup_files = local.etcd_backup_files
+      kp_addons_sh      = templatefile("${path.module}/templates/kp-addons.sh.tftpl", {})
       common_files = templatefile("${path.module}/templates/common-files.yaml.tftpl", {
         environment        = var.environment
         region             = var.region

@@ -193,6 +193,7 @@ describe('the kp-addons script, run', () => {
         `printf '%s\\n' "$*" >>${calls()}`,
         'case " $* " in',
         '*" get --raw=/readyz "*) echo ok ;;',
+        '*" get csr -o "*) ;;',
         // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
         '*" apply "*) exit "${APPLY_RC:-0}" ;;',
         '*) exit 99 ;;',
@@ -286,8 +287,12 @@ describe('the kp-addons script, run', () => {
     const ok = await run(withFake());
     expect(ok.exitCode).toBe(0);
     const common = `--kubeconfig=${etc}/addons.conf --cache-dir=${work}/kubectl-cache`;
-    expect((await readFile(calls(), 'utf8')).split('\n')).toEqual([
-      `${common} get --raw=/readyz --request-timeout=5s`,
+    // (no Node name from kp-kubelet, no manifest-sync state here: no label, no pruning;
+    // test/integration/kp-addons.test.ts covers those)
+    const lines = (await readFile(calls(), 'utf8')).split('\n');
+    expect(lines[0]).toBe(`${common} get --raw=/readyz --request-timeout=5s`);
+    expect(lines[1]).toMatch(new RegExp(`^${common} get csr -o jsonpath=`));
+    expect(lines.slice(2)).toEqual([
       `${common} apply --server-side --field-manager=kube-platform --force-conflicts -R -f ${etc}/addons/`,
       '',
     ]);
