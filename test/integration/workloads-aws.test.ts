@@ -12,6 +12,8 @@ import { bootstrapNames } from '../../src/config/topology.js';
 import { exec } from '../../src/exec/index.js';
 import { setLogSink } from '../../src/log.js';
 import { terraformDir, toolkitRoot } from '../../src/paths.js';
+import { planView, RULES } from '../../src/policy/index.js';
+import { wildcardActions } from '../../src/policy/rules/aws.js';
 import { Terraform } from '../../src/terraform/driver.js';
 import { tfVars } from '../../src/terraform/vars.js';
 import { useMoto } from '../helpers/moto.js';
@@ -272,6 +274,8 @@ describe('terraform plan of platform/terraform against the local AWS', () => {
   let kmsKeyArn: string;
   /** planned resources: address → values */
   let planned: Map<string, Record<string, unknown>>;
+  /** the plan, as `terraform show -json` gives it */
+  let planJson: unknown;
 
   beforeAll(async () => {
     const common = {
@@ -315,6 +319,7 @@ describe('terraform plan of platform/terraform against the local AWS', () => {
     const plan = (await tf.showJson(path.join(dataDir, 'wl.tfplan'))) as {
       planned_values: { root_module: PlannedModule };
     };
+    planJson = plan;
     planned = new Map();
     const walk = (m: PlannedModule) => {
       for (const r of m.resources ?? []) planned.set(r.address, r.values);
@@ -427,8 +432,14 @@ describe('terraform plan of platform/terraform against the local AWS', () => {
           expect([address, s.Sid, a]).toEqual([address, s.Sid, expect.not.stringMatching(/[*?]/)]);
       }
     }
-    // the check is not vacuous: a wildcard would be caught
-    expect('kms:ReEncrypt*').toMatch(/[*?]/);
+    // the policy rule (src/policy) agrees on the real plan, and is not vacuous
+    const rule = RULES.find((r) => r.id === 'kp-iam-no-wildcard-action')!;
+    const view = planView(planJson);
+    expect(view.resources.filter((r) => r.type === 'aws_iam_role_policy')).toHaveLength(5);
+    expect(rule.check({ plan: view } as Parameters<typeof rule.check>[0])).toEqual([]);
+    expect(wildcardActions({ Statement: [{ Effect: 'Allow', Action: ['kms:ReEncrypt*'] }] })).toEqual([
+      'kms:ReEncrypt*',
+    ]);
   });
 
   test("the EBS CSI controller's key use goes through EC2 only; ECR pulls only from the environment's account", () => {

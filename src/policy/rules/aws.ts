@@ -27,7 +27,50 @@ export const FOREIGN_POD_NETWORK_PORTS: { name: string; protocol: 'tcp' | 'udp';
   { name: 'cilium-health', protocol: 'tcp', port: 4240 },
 ];
 
+/**
+ * The actions of every Allow statement of an IAM policy document that are wildcards (`*` or
+ * `?` anywhere, e.g. `s3:*`, `kms:ReEncrypt*`, `*`) or that allow by exclusion (NotAction).
+ * A document that does not parse as JSON is reported as such. Policy grammar:
+ * https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html
+ */
+export function wildcardActions(document: unknown): string[] {
+  let doc: unknown = document;
+  if (typeof document === 'string') {
+    try {
+      doc = JSON.parse(document);
+    } catch {
+      return ['(not a JSON policy document)'];
+    }
+  }
+  const statements = (doc as { Statement?: unknown })?.Statement;
+  const out: string[] = [];
+  for (const s of [statements ?? []].flat() as { Effect?: string; Action?: unknown; NotAction?: unknown }[]) {
+    if (s?.Effect !== 'Allow') continue;
+    if (s.NotAction !== undefined) out.push(`NotAction ${JSON.stringify(s.NotAction)}`);
+    for (const a of [s.Action ?? []].flat()) if (typeof a === 'string' && /[*?]/.test(a)) out.push(a);
+  }
+  return out;
+}
+
 export const awsRules: Rule[] = [
+  {
+    id: 'kp-iam-no-wildcard-action',
+    severity: 'high',
+    title: "the node roles' inline policies allow no wildcard action",
+    rationale:
+      "Each node role's components (cloud-controller-manager, EBS CSI controller, ECR pulls, manifest-sync) get exactly the actions of their upstream published policies (platform/terraform/modules/iam); a wildcard action (s3:*, kms:ReEncrypt*) silently grants every action the service adds later.",
+    standard:
+      'AWS Foundational Security Best Practices IAM.21 (no wildcard actions for services); CIS AWS Foundations Benchmark v6.0.0 1.15',
+    needs: ['plan'],
+    check: ({ plan }) =>
+      liveOfType(plan, 'aws_iam_role_policy').flatMap((r) =>
+        wildcardActions(r.after.policy).map((a) => ({
+          resource: r.address,
+          attribute: 'policy',
+          message: `allows ${a}`,
+        })),
+      ),
+  },
   {
     id: 'cis-aws-6.3',
     severity: 'critical',
