@@ -30,7 +30,7 @@ let restoreLog: () => void;
 
 beforeAll(async () => {
   restoreLog = setLogSink(() => {});
-  const { userData } = await renderUserData(work, 'play-ka');
+  const { userData } = await renderUserData(work);
   const master = parseYaml(userData.masters) as { write_files: { path: string; content: string }[] };
   const shipped = master.write_files.find((f) => f.path === '/usr/local/sbin/kp-addons')!.content;
   for (const fixed of [

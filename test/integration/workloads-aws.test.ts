@@ -47,7 +47,7 @@ const filesOf = (role: keyof UserData) =>
 
 beforeAll(async () => {
   restoreLog = setLogSink(() => {});
-  ({ userData } = await renderUserData(work, 'play-wl'));
+  ({ userData } = await renderUserData(work));
 }, 120_000);
 
 afterAll(async () => {
