@@ -69,14 +69,30 @@ export async function syncStatusCommand(o: SyncStatusOptions): Promise<number> {
     const inventory = await listInstances(ctx.aws, ctx.cfg.name);
     const rows: SyncStatusRow[] = [];
     const results: ConvergenceResult[] = [];
+    const targets: { layer: string; current: number; instances: typeof inventory }[] = [];
     for (const layer of layers) {
       const snap = await store.readIndex(layer);
       const current = snap && snap !== 'not-modified' ? snap.index.generation : 0;
       const instances = instancesForLayer(inventory, layer);
       if (current === 0 && instances.length === 0) continue;
-      const waited = o.wait
-        ? await waitForConvergence({ store, instances, layer, generation: current, timeoutS })
-        : undefined;
+      targets.push({ layer, current, instances });
+    }
+    // --timeout is the total: every layer is waited for at once, against one deadline
+    const waits = o.wait
+      ? await Promise.all(
+          targets.map((t) =>
+            waitForConvergence({
+              store,
+              instances: t.instances,
+              layer: t.layer,
+              generation: t.current,
+              timeoutS,
+            }),
+          ),
+        )
+      : undefined;
+    for (const [i, { layer, current, instances }] of targets.entries()) {
+      const waited = waits?.[i];
       const statuses = await readLayerStatuses(store, layer);
       const now = Date.now();
       const check = checkConvergence(instances, statuses, layer, current, now);

@@ -413,3 +413,43 @@ describe('manifest-sync --once (items 8 and 11)', () => {
     t.aws.destroy();
   });
 });
+
+describe('sync-status --wait (item 17)', () => {
+  test('--timeout is the total over every layer, and the environment header is printed once', async () => {
+    const env = 'hostile-wait';
+    const t = await setup(env);
+    for (const l of ['common', 'secure', 'compute']) t.put(`${l}/a.txt`, l);
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    const ec2 = await t.aws.ec2();
+    const images = await ec2.send(new DescribeImagesCommand({}));
+    for (const layer of ['secure', 'compute']) {
+      await ec2.send(
+        new RunInstancesCommand({
+          ImageId: images.Images![0]!.ImageId!,
+          MinCount: 1,
+          MaxCount: 1,
+          InstanceType: 't3.micro',
+          TagSpecifications: [
+            {
+              ResourceType: 'instance',
+              Tags: [
+                { Key: 'Environment', Value: env },
+                { Key: 'Layer', Value: layer },
+                { Key: 'Name', Value: `${env}-${layer}` },
+              ],
+            },
+          ],
+        }),
+      );
+    }
+    const t0 = Date.now();
+    const r = await t.run(['sync-status', '--wait', '--timeout', '4']);
+    const elapsedS = (Date.now() - t0) / 1000;
+    expect(r.code).toBe(5);
+    // three layers waited for one after another would take 12 s and more
+    expect(elapsedS).toBeLessThan(11);
+    expect(r.stderr.match(/==> environment hostile-wait/g)).toHaveLength(1);
+    expect(r.stdout.match(/Layer/g)).toHaveLength(1);
+    t.aws.destroy();
+  });
+});
