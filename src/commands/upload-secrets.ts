@@ -23,6 +23,13 @@ export interface UploadSecretsOptions {
    * the layer is emptied, and every node's agent removes its files
    */
   allowEmpty?: boolean;
+  /**
+   * recover layers named with --layer whose current index fails authentication: publish
+   * the local copy over the newest authentic version, above every generation seen
+   */
+  recover?: boolean;
+  /** with --recover: do not ask */
+  yes?: boolean;
 }
 
 /**
@@ -39,6 +46,7 @@ export interface UploadSecretsOptions {
  * @throws ConflictError (exit 3) when someone else published a layer meanwhile
  */
 export async function uploadSecretsCommand(o: UploadSecretsOptions): Promise<number> {
+  if (o.recover) return recoverCommand(o);
   const ctx = await openEnvironment({ env: o.env, local: o.local });
   try {
     const dir = secretsDir(ctx.cfg.name);
@@ -111,6 +119,87 @@ export async function uploadSecretsCommand(o: UploadSecretsOptions): Promise<num
       log.info(`${r.layer}: published generation ${r.generation}`);
     }
     log.info(`${store.puts} PutObject, ${keys.requests} KMS requests`);
+    return 0;
+  } finally {
+    await ctx.close();
+  }
+}
+
+/**
+ * `upload-secrets --recover --layer L...`: for each layer, shows which stored index versions
+ * fail authentication, the newest authentic version that continues the generation chain
+ * (the base) and what the local copy will publish on top of it, then — after confirmation,
+ * or with --yes — publishes it as a generation above every one seen, written only over the
+ * current (corrupt) index object (src/secrets/recover.ts). `--dry-run` stops after showing.
+ * @returns 0
+ * @throws UserError (2) without --layer, or without a TTY and without --yes (before any
+ *   request); the local checks of a normal publish
+ * @throws IntegrityError (4) when a layer's current index authenticates (nothing to
+ *   recover) or no version continues the chain
+ * @throws ConflictError (3) when the index changed while recovering
+ */
+async function recoverCommand(o: UploadSecretsOptions): Promise<number> {
+  if (!o.layer?.length) {
+    throw new UserError('--recover needs --layer: name the layers whose index is to be recovered');
+  }
+  if (!o.yes && !o.dryRun && !process.stdin.isTTY) {
+    throw new UserError('upload-secrets --recover would ask before publishing, but stdin is not a terminal', {
+      hint: `review with --recover --dry-run; publish non-interactively with --recover --yes`,
+    });
+  }
+  const { judgeIndexVersions, planRecovery } = await import('../secrets/recover.js');
+  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  try {
+    const dir = secretsDir(ctx.cfg.name);
+    const local: { layer: Layer; files: Awaited<ReturnType<typeof readLayerDir>> }[] = [];
+    for (const layer of o.layer) {
+      const files = await readLayerDir(dir, layer);
+      if (files.length === 0 && !o.allowEmpty) {
+        throw new UserError(
+          `${displayPath(`${dir}/${layer}`)} is missing or empty: nothing to recover from`,
+          {
+            hint: 'fetch-secrets cannot help while the index is corrupt: restore the working copy first',
+          },
+        );
+      }
+      local.push({ layer, files });
+    }
+    const { store } = await secretStore(ctx);
+    const seen = await readSeen(dir);
+    const prepared: PreparedPublish[] = [];
+    for (const { layer, files } of local) {
+      const plan = planRecovery(layer, await judgeIndexVersions(store, layer), seen[layer] ?? 0);
+      for (const f of plan.failed) {
+        process.stdout.write(
+          `${layer}: index version ${f.versionId}${f.lastModified ? ` (${f.lastModified.toISOString()})` : ''} fails: ${f.error}\n`,
+        );
+      }
+      const base = plan.base.snap;
+      const p = await store.prepare(layer, files, { base, dryRun: true });
+      process.stdout.write(
+        `${layer}: base generation ${base.index.generation} (version ${plan.base.versionId}); will publish generation ${plan.generation}: ${p.result.plan.added.length + p.result.plan.modeChanged.length} added, ${p.result.plan.changed.length} changed, ${p.result.plan.removed.length} removed, ${p.result.plan.unchanged.length} unchanged\n`,
+      );
+      if (o.dryRun) continue;
+      if (!o.yes) {
+        const { confirmOrAbort } = await import('../prompt.js');
+        await confirmOrAbort(
+          `publish ${layer} generation ${plan.generation} from ${displayPath(dir)}?`,
+          `non-interactively: upload-secrets -e ${ctx.cfg.name} --recover --layer ${layer} --yes`,
+        );
+      }
+      prepared.push(
+        await store.prepare(layer, files, { base, generation: plan.generation, ifMatch: plan.currentEtag }),
+      );
+    }
+    if (o.dryRun) {
+      log.info('dry run: nothing published');
+      return 0;
+    }
+    for (const p of prepared) {
+      const r = await store.commit(p);
+      await recordSeen(dir, { [r.layer]: r.generation });
+      log.info(`${r.layer}: recovered, generation ${r.generation} published`);
+    }
     return 0;
   } finally {
     await ctx.close();

@@ -59,7 +59,7 @@ export function checkSeen(layer: string, snap: IndexSnapshot | undefined, seen: 
       throw new IntegrityError(
         `index/${layer} is missing, but generation ${last} of layer ${layer} was seen before: the index was deleted; nothing was written`,
         {
-          hint: `S3 versioning keeps the index's earlier versions: look at index/${layer} before publishing again`,
+          hint: `S3 versioning keeps the index's earlier versions: upload-secrets --recover --layer ${layer}`,
         },
       );
     }

@@ -60,6 +60,22 @@ export interface PreparedPublish {
   next?: LayerIndex;
   key?: DataKey;
   base?: IndexSnapshot;
+  /** write the index only if the current index object still has this ETag (recovery) */
+  ifMatch?: string;
+}
+
+/** `ifMatch` value meaning "only if there is no current object" (the index was deleted). */
+export const NO_OBJECT = '*none*';
+
+/** One stored version of `index/<layer>` (S3 versioning keeps them), newest first. */
+export interface IndexVersion {
+  versionId: string;
+  lastModified?: Date;
+  /** true for the version S3 serves now */
+  isLatest: boolean;
+  etag: string;
+  /** a delete marker: the index was deleted (it has no content) */
+  deleteMarker?: boolean;
 }
 
 export interface SecretStoreDeps {
@@ -188,7 +204,14 @@ export class SecretStore {
   async prepare(
     layer: string,
     files: LocalFile[],
-    opts: { dryRun?: boolean; base?: IndexSnapshot | null } = {},
+    opts: {
+      dryRun?: boolean;
+      base?: IndexSnapshot | null;
+      /** recovery: the generation to write (above every one seen) instead of base + 1 */
+      generation?: number;
+      /** recovery: commit only over the index object with this ETag (not base's) */
+      ifMatch?: string;
+    } = {},
   ): Promise<PreparedPublish> {
     const read = opts.base !== undefined ? (opts.base ?? undefined) : await this.readIndex(layer);
     if (read === 'not-modified') throw new Error('unreachable: unconditional read');
@@ -196,7 +219,7 @@ export class SecretStore {
     const plan = planPublish(files, current?.index);
     const generation = current?.index.generation ?? 0;
     const result: PublishResult = { layer, plan, generation, published: false, puts: 0 };
-    if (isEmptyPlan(plan) || opts.dryRun) return { result };
+    if ((isEmptyPlan(plan) && opts.generation === undefined) || opts.dryRun) return { result };
 
     const { PutObjectCommand } = await this.#cmd();
     const { default: pLimit } = await import('p-limit');
@@ -236,12 +259,87 @@ export class SecretStore {
       format: INDEX_FORMAT,
       environment: this.deps.environment,
       layer,
-      generation: generation + 1,
+      generation: opts.generation ?? generation + 1,
       previous: current?.digest ?? null,
       updatedAt: new Date().toISOString(),
       files: entries,
     };
-    return { result, next, key, base: current };
+    return {
+      result,
+      next,
+      key,
+      ...(current ? { base: current } : {}),
+      ...(opts.ifMatch ? { ifMatch: opts.ifMatch } : {}),
+    };
+  }
+
+  /**
+   * Every stored version of `index/<layer>` (ListObjectVersions, all pages), newest first,
+   * delete markers included (`deleteMarker`).
+   */
+  async listIndexVersions(layer: string): Promise<IndexVersion[]> {
+    const { ListObjectVersionsCommand } = await this.#cmd();
+    const key = `index/${layer}`;
+    const out: IndexVersion[] = [];
+    let marker: { KeyMarker?: string; VersionIdMarker?: string } = {};
+    for (;;) {
+      const page = await this.deps.s3.send(
+        new ListObjectVersionsCommand({ Bucket: this.deps.bucket, Prefix: key, ...marker }),
+      );
+      for (const v of page.Versions ?? []) {
+        if (v.Key !== key || !v.VersionId) continue;
+        out.push({
+          versionId: v.VersionId,
+          ...(v.LastModified ? { lastModified: v.LastModified } : {}),
+          isLatest: Boolean(v.IsLatest),
+          etag: v.ETag ?? '',
+        });
+      }
+      for (const m of page.DeleteMarkers ?? []) {
+        if (m.Key !== key || !m.VersionId) continue;
+        out.push({
+          versionId: m.VersionId,
+          ...(m.LastModified ? { lastModified: m.LastModified } : {}),
+          isLatest: Boolean(m.IsLatest),
+          etag: '',
+          deleteMarker: true,
+        });
+      }
+      if (!page.IsTruncated) break;
+      marker = {
+        ...(page.NextKeyMarker ? { KeyMarker: page.NextKeyMarker } : {}),
+        ...(page.NextVersionIdMarker ? { VersionIdMarker: page.NextVersionIdMarker } : {}),
+      };
+    }
+    return out.sort(
+      (a, b) =>
+        Number(b.isLatest) - Number(a.isLatest) ||
+        (b.lastModified?.getTime() ?? 0) - (a.lastModified?.getTime() ?? 0),
+    );
+  }
+
+  /**
+   * Reads and verifies one stored version of `index/<layer>`, as {@link readIndex}.
+   * @throws IntegrityError when it fails authentication or belongs elsewhere
+   */
+  async readIndexVersion(layer: string, versionId: string): Promise<IndexSnapshot> {
+    const { GetObjectCommand } = await this.#cmd();
+    const key = `index/${layer}`;
+    this.gets++;
+    const r = await this.deps.s3.send(
+      new GetObjectCommand({ Bucket: this.deps.bucket, Key: key, VersionId: versionId }),
+    );
+    const data = await bodyBytes(r.Body);
+    const env = parseEnvelope(data, key);
+    const plainKey = await this.deps.keyring.decrypt(layer, env.encryptedKey);
+    const plaintext = open(env, plainKey, this.#binding(layer, key));
+    const index = parseIndex(plaintext, { environment: this.deps.environment, layer });
+    return {
+      index,
+      etag: r.ETag ?? '',
+      digest: sha256(plaintext),
+      encryptedKey: Buffer.from(env.encryptedKey),
+    };
   }
 
   /**
@@ -250,7 +348,7 @@ export class SecretStore {
    * @throws ConflictError when someone else published the layer in between
    */
   async commit(prepared: PreparedPublish): Promise<PublishResult> {
-    const { result, next, key, base } = prepared;
+    const { result, next, key, base, ifMatch } = prepared;
     if (!next || !key) return result;
     const { PutObjectCommand } = await this.#cmd();
     const layer = result.layer;
@@ -266,7 +364,13 @@ export class SecretStore {
           ContentType: 'application/octet-stream',
           ServerSideEncryption: 'aws:kms',
           SSEKMSKeyId: this.deps.kmsKeyId,
-          ...(base ? { IfMatch: base.etag } : { IfNoneMatch: '*' }),
+          ...(ifMatch === NO_OBJECT
+            ? { IfNoneMatch: '*' }
+            : ifMatch
+              ? { IfMatch: ifMatch }
+              : base
+                ? { IfMatch: base.etag }
+                : { IfNoneMatch: '*' }),
         }),
       );
     } catch (e) {

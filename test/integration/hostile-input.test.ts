@@ -453,3 +453,64 @@ describe('sync-status --wait (item 17)', () => {
     t.aws.destroy();
   });
 });
+
+describe('upload-secrets --recover (item 9)', () => {
+  test('after a corrupted index: recover publishes above every generation and agents converge', async () => {
+    const t = await setup('hostile-recover');
+    t.put('secure/manifests/a.yaml', pod('a', 'a:1'));
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    t.put('secure/manifests/a.yaml', pod('a', 'a:2'));
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    const dest = mkdtempSync(path.join(os.tmpdir(), 'kp-dest-'));
+    expect((await t.run(['manifest-sync', '--once', '--dest', dest, '--no-status'])).code).toBe(0);
+    // someone overwrites the index with bytes that do not authenticate
+    await t.s3.send(
+      new PutObjectCommand({
+        Bucket: t.names.secretsBucket,
+        Key: 'index/secure',
+        Body: Buffer.from('KPE1garbage'),
+      }),
+    );
+    t.put('secure/manifests/a.yaml', pod('a', 'a:3'));
+    expect((await t.run(['upload-secrets'])).code).toBe(4);
+    // no terminal, no --yes: refused before any request
+    const ask = await t.recorded(['upload-secrets', '--recover', '--layer', 'secure']);
+    expect(ask.code).toBe(2);
+    expect(ask.requests).toBe(0);
+    const dry = await t.recorded(['upload-secrets', '--recover', '--layer', 'secure', '--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/secure: index version \S+ .*fails: /);
+    expect(dry.stdout).toMatch(
+      /secure: base generation 2 \(version \S+\); will publish generation 3: 0 added, 1 changed/,
+    );
+    expect(dry.written).toEqual([]);
+    const r = await t.run(['upload-secrets', '--recover', '--layer', 'secure', '--yes']);
+    expect([r.code, r.code ? r.stderr : '']).toEqual([0, '']);
+    expect(r.stderr).toMatch(/secure: recovered, generation 3 published/);
+    const idx = await t.store.readIndex('secure');
+    expect(idx !== 'not-modified' && idx?.index.generation).toBe(3);
+    // the agent that applied generation 2 moves forward to 3
+    const sync = await t.run(['manifest-sync', '--once', '--dest', dest, '--no-status']);
+    expect([sync.code, sync.code ? sync.stderr : '']).toEqual([0, '']);
+    expect(readFileSync(path.join(dest, 'a.yaml'), 'utf8')).toBe(pod('a', 'a:3'));
+    // and publishing works again
+    t.put('secure/manifests/a.yaml', pod('a', 'a:4'));
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    t.aws.destroy();
+  });
+
+  test('after a deleted index, recover publishes again (conditional on there being none)', async () => {
+    const t = await setup('hostile-recover-del');
+    t.put('common/a.txt', 'a1');
+    expect((await t.run(['upload-secrets'])).code).toBe(0);
+    await t.s3.send(new DeleteObjectCommand({ Bucket: t.names.secretsBucket, Key: 'index/common' }));
+    expect((await t.run(['upload-secrets'])).code).toBe(4);
+    const r = await t.run(['upload-secrets', '--recover', '--layer', 'common', '--yes']);
+    expect([r.code, r.code ? r.stderr : '']).toEqual([0, '']);
+    expect(r.stdout).toMatch(/fails: deleted/);
+    const idx = await t.store.readIndex('common');
+    expect(idx !== 'not-modified' && idx?.index.generation).toBe(2);
+    expect((await t.run(['fetch-secrets', '--no-kubeconfig'])).code).toBe(0);
+    t.aws.destroy();
+  });
+});

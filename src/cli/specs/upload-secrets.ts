@@ -23,9 +23,20 @@ export const uploadSecretsSpec: CommandSpec = {
           '--allow-empty',
           'with --layer: publish a layer whose directory is missing or empty (every node removes its files)',
         ),
-      ),
+      )
+      .addOption(
+        new Option(
+          '--recover',
+          'with --layer: the index fails authentication — publish the local copy over the newest authentic version (asks first)',
+        ),
+      )
+      .addOption(new Option('--yes', 'with --recover: do not ask')),
   run: async (o) => (await import('../../commands/upload-secrets.js')).uploadSecretsCommand(o as never),
-  example: ['upload-secrets -e prod --dry-run', 'upload-secrets -e prod --layer secure'],
+  example: [
+    'upload-secrets -e prod --dry-run',
+    'upload-secrets -e prod --layer secure',
+    'upload-secrets -e prod --recover --layer secure --dry-run',
+  ],
   exitCodes: [
     ...STD_EXIT,
     '3 conflict: someone else published meanwhile; nothing of yours was published',
