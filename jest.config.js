@@ -9,5 +9,7 @@ export default {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/dist/test/unit/**/*.test.js'] },
     { ...common, displayName: 'integration', testMatch: ['<rootDir>/dist/test/integration/**/*.test.js'] },
+    // test hosts of network namespaces, real etcd (test/nodes/harness.ts); needs root
+    { ...common, displayName: 'nodes', testMatch: ['<rootDir>/dist/test/nodes/**/*.test.js'] },
   ],
 };
