@@ -1,5 +1,5 @@
 import type { BootstrapNames } from '../config/topology.js';
-import { PlatformError } from '../errors.js';
+import { PlatformError, UserError } from '../errors.js';
 import { log } from '../log.js';
 import type { BootstrapView } from '../policy/bootstrap-view.js';
 import type { AwsClients } from './clients.js';
@@ -222,5 +222,23 @@ async function ensureBucket(
       }),
     );
     changed.push(`public access block on ${bucket}`);
+  }
+}
+
+/**
+ * The ARN of the environment's KMS key, read only (DescribeKey on its alias): for commands
+ * that must not create anything, such as the Terraform passthrough.
+ * @throws UserError (exit 2) when the alias does not exist: `run` has not bootstrapped the environment
+ */
+export async function findKmsKeyArn(aws: AwsClients, alias: string): Promise<string> {
+  const k = await import('@aws-sdk/client-kms');
+  try {
+    const d = await (await aws.kms()).send(new k.DescribeKeyCommand({ KeyId: alias }));
+    return d.KeyMetadata!.Arn!;
+  } catch (e) {
+    if ((e as Error).name !== 'NotFoundException') throw e;
+    throw new UserError(`KMS key ${alias} does not exist: the environment is not bootstrapped`, {
+      hint: 'run it first: run -e ENV --plan',
+    });
   }
 }

@@ -15,6 +15,7 @@ import { scaleComputeSpec } from './specs/scale-compute.js';
 import { statusSpec } from './specs/status.js';
 import { syncStatusSpec } from './specs/sync-status.js';
 import { terminateLayerSpec } from './specs/terminate-layer.js';
+import { terraformSpec } from './specs/terraform.js';
 import { uploadSecretsSpec } from './specs/upload-secrets.js';
 import { validateSpec } from './specs/validate.js';
 import { whoamiSpec } from './specs/whoami.js';
@@ -41,6 +42,7 @@ export const commands: CommandSpec[] = [
   awsVolumesSpec,
   scaleComputeSpec,
   terminateLayerSpec,
+  terraformSpec,
   cleanupSpec,
   whoamiSpec,
   localAwsSpec,

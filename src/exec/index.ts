@@ -25,8 +25,12 @@ export interface ExecOptions {
   env?: Record<string, string | undefined>;
   /** text written to the child's stdin */
   input?: string;
-  /** 'inherit' streams the child's output to our stderr (progress); default 'pipe' captures */
-  stdio?: 'pipe' | 'inherit';
+  /**
+   * 'inherit' streams the child's output to our stderr (progress); 'passthrough' gives the
+   * child our stdin, stdout and stderr (a command the operator runs through us, e.g.
+   * `terraform -e ENV -- state list`); default 'pipe' captures
+   */
+  stdio?: 'pipe' | 'inherit' | 'passthrough';
   /** don't throw on a non-zero exit; the caller inspects `exitCode` */
   reject?: boolean;
   /** milliseconds before the child is killed; default none */
@@ -61,14 +65,15 @@ export async function exec(file: string, args: string[], opts: ExecOptions): Pro
   const { execa } = await import('execa');
   const shown = mask([file, ...args].join(' '));
   log.debug(`exec: ${shown} (cwd ${opts.cwd})`);
-  const inherit = opts.stdio === 'inherit';
+  const through = opts.stdio === 'passthrough';
+  const inherit = opts.stdio === 'inherit' || through;
   const child = execa(file, args, {
     cwd: opts.cwd,
     env: opts.env,
     extendEnv: true,
     input: opts.input,
     stdin: opts.input === undefined ? (inherit ? 'inherit' : 'ignore') : undefined,
-    stdout: inherit ? ['pipe', process.stderr] : 'pipe',
+    stdout: through ? ['pipe', 'inherit'] : inherit ? ['pipe', process.stderr] : 'pipe',
     stderr: inherit ? ['pipe', process.stderr] : 'pipe',
     reject: false,
     timeout: opts.timeoutMs,

@@ -86,6 +86,9 @@ export const VARS_FILE = 'platform.tfvars.json';
  * One root module with one data directory: build it with {@link Terraform.create}, then
  * `init` once per process before plan/apply/destroy/output.
  */
+/** Terraform subcommands that take `-var-file`. */
+const VAR_COMMANDS = new Set(['plan', 'apply', 'import', 'refresh', 'console', 'destroy']);
+
 export class Terraform {
   /** absolute path of the binary in use */
   readonly binary: string;
@@ -292,6 +295,27 @@ export class Terraform {
     await writeFile(file, text, { mode: 0o600 });
     await chmod(file, 0o600);
     return file;
+  }
+
+  /**
+   * Runs `terraform ARGS` for the operator (after {@link init}: the backend is the
+   * toolkit's), with our stdin, stdout and stderr, and returns its exit code. Subcommands
+   * that read variables (plan, apply, import, refresh, console, destroy) get the variables
+   * file the toolkit writes (`-var-file`), so `import` sees the same inputs as `run`.
+   * @param varFile from {@link writeVars}
+   * @returns terraform's exit code
+   */
+  async passthrough(args: string[], varFile?: string): Promise<number> {
+    const sub = args[0] ?? '';
+    const full =
+      varFile && VAR_COMMANDS.has(sub) ? [sub, `-var-file=${varFile}`, ...args.slice(1)] : [...args];
+    const r = await exec(this.binary, full, {
+      cwd: this.settings.dir,
+      env: this.childEnv(),
+      stdio: 'passthrough',
+      reject: false,
+    });
+    return r.exitCode;
   }
 
   /** The environment of every child: see the module comment. */
