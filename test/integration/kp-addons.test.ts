@@ -76,6 +76,7 @@ case " $* " in
 *" get csr "*) base64 -w0 <${csrDir}/"$obj" ;;
 *" get node "*) cat ${csrDir}/node-"$obj" ;;
 *" certificate approve "*) ;;
+*" get addonsets.kube-platform.io kube-platform-addons "*) ;;
 *" apply "*) ;;
 *) exit 99 ;;
 esac
@@ -214,10 +215,10 @@ describe('applying as an ApplySet, pruning only when the directory is what manif
       JSON.stringify({ generation: 7, indexDigest: 'x', written, fileErrors: [], appliedAt: 'now' }),
     );
   }
-  const pruneApply = `KUBECTL_APPLYSET=true ${common} apply --server-side --field-manager=kube-platform --force-conflicts --prune --applyset=configmaps/kube-platform-addons --namespace=kube-system -R -f ${addons}/`;
+  const pruneApply = `KUBECTL_APPLYSET=true ${common} apply --server-side --field-manager=kube-platform --force-conflicts --prune --applyset=addonsets.kube-platform.io/kube-platform-addons -R -f ${addons}/`;
   const plainApply = `KUBECTL_APPLYSET=true ${common} apply --server-side --field-manager=kube-platform --force-conflicts -R -f ${addons}/`;
 
-  test('in step: --prune --applyset=configmaps/kube-platform-addons in kube-system, with KUBECTL_APPLYSET=true', async () => {
+  test('in step: --prune --applyset=addonsets.kube-platform.io/kube-platform-addons, with KUBECTL_APPLYSET=true', async () => {
     await reset();
     await inStep();
     const r = await run();
