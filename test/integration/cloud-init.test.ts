@@ -1,5 +1,5 @@
 import { mkdtempSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -44,7 +44,8 @@ const TIMER = '/etc/systemd/system/kp-addons.timer';
 
 interface CloudConfig {
   write_files: { path: string; permissions: string; content: string }[];
-  runcmd: string[][];
+  /** argument lists, and the two shell lines (set -ex, the failure trap) that make it fail-stop */
+  runcmd: (string[] | string)[];
 }
 
 let userData: Record<'masters' | 'workers' | 'bastion', string>;
@@ -79,7 +80,8 @@ describe("masters' user data", () => {
     // the timer starts the service; the service itself is not enabled
     expect(master.runcmd.flat()).not.toContain('kp-addons.service');
     // after kp-install, which installs kubectl (install-node.sh.tftpl), and after daemon-reload
-    const at = (cmd: string[]) => master.runcmd.findIndex((c) => c.join(' ') === cmd.join(' '));
+    const at = (cmd: string[]) =>
+      master.runcmd.findIndex((c) => Array.isArray(c) && c.join(' ') === cmd.join(' '));
     const enable = master.runcmd.findIndex((c) => c[1] === 'enable' && c.includes('kp-addons.timer'));
     expect(enable).toBeGreaterThan(at(['/usr/local/sbin/kp-install']));
     expect(enable).toBeGreaterThan(at(['systemctl', 'daemon-reload']));
@@ -463,6 +465,180 @@ describe('nodes for the cluster add-ons (kube-proxy, CoreDNS, flannel)', () => {
         1,
         `kp-install: containerd's CNI bin_dir is not /opt/cni/bin (see ${tree}/etc/containerd/config.toml)`,
       ]);
+    });
+  });
+});
+
+/**
+ * The user data of every role, checked by the real cloud-init (Debian's, 22.4) and shellcheck:
+ * the exact text terraform renders (`local.user_data`; the launch template ships it
+ * gzip-compressed, and test/nodes/etcd-quorum.test.ts runs the masters' as gunzipped from the
+ * launch template).
+ */
+describe("every role's user data, by cloud-init itself", () => {
+  const ROLES = ['masters', 'workers', 'bastion'] as const;
+  // Debian's cloud-init runs on the system Python (it may differ from a python3 on PATH)
+  const PY = '/usr/bin/python3';
+  const roleFile = async (role: string, text: string) => {
+    const file = path.join(work, `user-data-${role}.yaml`);
+    await writeFile(file, text);
+    return file;
+  };
+
+  test('passes `cloud-init schema --config-file`, and a wrong type is reported (not vacuous)', async () => {
+    for (const role of ROLES) {
+      const r = await exec('cloud-init', ['schema', '--config-file', await roleFile(role, userData[role])], {
+        cwd: work,
+        reject: false,
+      });
+      expect([role, r.exitCode, r.stdout.trim()]).toEqual([
+        role,
+        0,
+        `Valid cloud-config: ${path.join(work, `user-data-${role}.yaml`)}`,
+      ]);
+    }
+    const broken = userData.bastion.replace(/permissions: "0755"/, 'permissions: 0755');
+    expect(broken).not.toBe(userData.bastion);
+    const r = await exec('cloud-init', ['schema', '--config-file', await roleFile('broken', broken)], {
+      cwd: work,
+      reject: false,
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/write_files\.\d+\.permissions: \d+ is not of type 'string'/);
+  });
+
+  test("its write_files, written into a scratch root by cloud-init's write_files module: contents, modes, owners", async () => {
+    for (const role of ROLES) {
+      const scratch = path.join(work, `root-${role}`);
+      const script = [
+        'import sys, yaml',
+        'from cloudinit.config import cc_write_files',
+        'cfg = yaml.safe_load(open(sys.argv[1]))',
+        'files = [dict(f, path=sys.argv[2] + f["path"]) for f in cfg["write_files"]]',
+        'cc_write_files.write_files("write_files", files, "root:root")',
+      ].join('\n');
+      await exec(PY, ['-c', script, await roleFile(role, userData[role]), scratch], { cwd: work });
+      const cfgDoc = parseYaml(userData[role]) as CloudConfig;
+      expect(cfgDoc.write_files.length).toBeGreaterThan(3);
+      for (const f of cfgDoc.write_files) {
+        const written = path.join(scratch, f.path);
+        const st = await stat(written);
+        expect([role, f.path, (st.mode & 0o7777).toString(8).padStart(4, '0'), st.uid, st.gid]).toEqual([
+          role,
+          f.path,
+          f.permissions,
+          0,
+          0,
+        ]);
+        expect(await readFile(written, 'utf8')).toBe(f.content);
+      }
+    }
+  });
+
+  test('every shell script in it passes bash -n (sh -n) and shellcheck, and so does the runcmd script cloud-init makes', async () => {
+    const checked: string[] = [];
+    for (const role of ROLES) {
+      const cfgDoc = parseYaml(userData[role]) as CloudConfig;
+      const scripts = cfgDoc.write_files
+        .filter((f) => /^#!\/bin\/(ba)?sh\n/.test(f.content))
+        .map((f) => ({ name: f.path, content: f.content }));
+      scripts.push({ name: 'runcmd', content: await shellify(role) });
+      for (const s of scripts) {
+        const file = path.join(work, `check-${role}-${path.basename(s.name)}`);
+        await writeFile(file, s.content, { mode: 0o755 });
+        const shell = s.content.startsWith('#!/bin/bash') ? 'bash' : 'sh';
+        const syntax = await exec(shell, ['-n', file], { cwd: work, reject: false });
+        expect([role, s.name, syntax.exitCode, syntax.stderr]).toEqual([role, s.name, 0, '']);
+        const lint = await exec('shellcheck', ['--format=gcc', file], { cwd: work, reject: false });
+        expect([role, s.name, lint.exitCode, lint.stdout]).toEqual([role, s.name, 0, '']);
+        checked.push(`${role}:${s.name}`);
+      }
+    }
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        'masters:/usr/local/sbin/kp-etcd-claim',
+        'masters:/usr/local/sbin/kp-install',
+        'masters:/usr/local/sbin/kp-addons',
+        'workers:/usr/local/sbin/kp-kubelet',
+        'bastion:/usr/local/sbin/kp-fetch-agent',
+        'bastion:runcmd',
+      ]),
+    );
+    // not vacuous: shellcheck reports an unquoted expansion
+    const bad = path.join(work, 'check-bad.sh');
+    await writeFile(bad, '#!/bin/bash\nrm -rf $1/tmp\n');
+    expect((await exec('shellcheck', ['--format=gcc', bad], { cwd: work, reject: false })).stdout).toContain(
+      'SC2086',
+    );
+  });
+
+  /** The runcmd script exactly as cloud-init's runcmd module writes it (cloudinit.util.shellify). */
+  async function shellify(role: (typeof ROLES)[number]): Promise<string> {
+    const script = [
+      'import sys, yaml',
+      'from cloudinit import util',
+      'sys.stdout.write(util.shellify(yaml.safe_load(open(sys.argv[1]))["runcmd"]))',
+    ].join('\n');
+    return (
+      (await exec(PY, ['-c', script, await roleFile(role, userData[role])], { cwd: work })).stdout + '\n'
+    );
+  }
+
+  describe('a failed boot step stops the boot and says so', () => {
+    /** Runs the role's runcmd script with kp-install exiting `installRc` and recording stand-ins for systemctl and install. */
+    async function boot(role: (typeof ROLES)[number], installRc: number) {
+      const dir = path.join(work, `boot-${role}-${installRc}`);
+      await mkdir(path.join(dir, 'bin'), { recursive: true });
+      const calls = path.join(dir, 'calls');
+      const record = `#!/bin/sh\necho "$(basename "$0") $*" >>${calls}\n`;
+      for (const tool of ['systemctl', 'install'])
+        await writeFile(path.join(dir, 'bin', tool), record, { mode: 0o755 });
+      await writeFile(path.join(dir, 'kp-install'), `${record}exit ${installRc}\n`, { mode: 0o755 });
+      const shipped = await shellify(role);
+      expect(shipped.split("'/usr/local/sbin/kp-install'")).toHaveLength(2);
+      const script = path.join(dir, 'runcmd');
+      await writeFile(script, shipped.replace("'/usr/local/sbin/kp-install'", `'${dir}/kp-install'`), {
+        mode: 0o755,
+      });
+      // as cloud-init runs it: the script itself (#!/bin/sh), its exit code the module's result
+      const r = await exec(script, [], {
+        cwd: dir,
+        env: { PATH: `${dir}/bin:${process.env.PATH}` },
+        reject: false,
+      });
+      const ran = await readFile(calls, 'utf8').then(
+        (t) =>
+          t
+            .trim()
+            .split('\n')
+            .map((l) => l.trimEnd()),
+        () => [] as string[],
+      );
+      return { ...r, ran };
+    }
+
+    test('kp-install failing: the script exits with its code, no later step runs, the console names the failure', async () => {
+      for (const role of ROLES) {
+        const r = await boot(role, 3);
+        expect([role, r.exitCode]).toEqual([role, 3]);
+        expect([role, r.ran]).toEqual([role, ['kp-install']]);
+        expect(r.stderr).toContain(`+ ${path.join(work, `boot-${role}-3`)}/kp-install`);
+        expect(r.stderr).toMatch(
+          /^kube-platform: boot step FAILED \(exit 3\), the command traced above; the boot steps after it were not run$/m,
+        );
+      }
+    });
+
+    test('every step succeeding: all run, in order, and the script exits 0 without a failure line', async () => {
+      for (const role of ROLES) {
+        const r = await boot(role, 0);
+        expect([role, r.exitCode]).toEqual([role, 0]);
+        const cfgDoc = parseYaml(userData[role]) as CloudConfig;
+        const steps = cfgDoc.runcmd.filter((c) => Array.isArray(c));
+        expect(r.ran).toHaveLength(steps.length);
+        expect(r.ran.at(-1)).toBe(`systemctl ${(steps.at(-1) as string[]).slice(1).join(' ')}`);
+        expect(r.stderr).not.toMatch(/^kube-platform: boot step FAILED/m);
+      }
     });
   });
 });
