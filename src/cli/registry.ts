@@ -6,6 +6,7 @@ import { awsVolumesSpec } from './specs/aws-volumes.js';
 import { cleanupSpec } from './specs/cleanup.js';
 import { etcdBackupSpec } from './specs/etcd-backup.js';
 import { etcdRestoreSpec } from './specs/etcd-restore.js';
+import { exportKubeconfigSpec } from './specs/export-kubeconfig.js';
 import { fetchSecretsSpec } from './specs/fetch-secrets.js';
 import { localAwsSpec } from './specs/local-aws.js';
 import { manifestSyncSpec } from './specs/manifest-sync.js';
@@ -37,6 +38,7 @@ export const commands: CommandSpec[] = [
   etcdRestoreSpec,
   uploadSecretsSpec,
   fetchSecretsSpec,
+  exportKubeconfigSpec,
   awsInstancesSpec,
   awsElbsSpec,
   awsVolumesSpec,
