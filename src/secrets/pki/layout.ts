@@ -13,6 +13,14 @@ import type { CertProfile } from './x509.js';
  * `--cluster-signing-key-file`); kubeadm keeps it on the masters too. The cost: whoever
  * owns a master can mint any Kubernetes identity. The etcd and front-proxy CA keys are
  * not needed by any running component, so they are `locked`.
+ *
+ * Every master also receives every etcd member's server and peer keys (the whole
+ * `secure/pki/etcd/members/`): the masters are one trust domain, accepted because a master
+ * already holds more than those keys give (the Kubernetes CA key above, the API server's etcd
+ * client key, which reads and writes all of etcd, and its own member's full copy of the data).
+ * Another member's key lets a master impersonate that member only from that member's ENI
+ * address. Separating them would need a layer, an encryption context and an IAM role per
+ * member (src/secrets/README.md, "Trust domains").
  */
 
 /** The three separate CAs (kubeadm's ca, etcd-ca, front-proxy-ca). */
