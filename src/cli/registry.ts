@@ -11,6 +11,7 @@ import { fetchSecretsSpec } from './specs/fetch-secrets.js';
 import { localAwsSpec } from './specs/local-aws.js';
 import { manifestSyncSpec } from './specs/manifest-sync.js';
 import { policySpec } from './specs/policy.js';
+import { rollSpec } from './specs/roll.js';
 import { runSpec } from './specs/run.js';
 import { scaleComputeSpec } from './specs/scale-compute.js';
 import { statusSpec } from './specs/status.js';
@@ -33,6 +34,7 @@ export const commands: CommandSpec[] = [
   syncStatusSpec,
   statusSpec,
   validateSpec,
+  rollSpec,
   agentSetupSpec,
   etcdBackupSpec,
   etcdRestoreSpec,

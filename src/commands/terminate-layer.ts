@@ -12,6 +12,39 @@ export interface TerminateLayerOptions {
   yes?: boolean;
   /** with --yes outside play-* environments: the environment name, typed back */
   confirm?: string;
+  /** `secure` only: take every master (every etcd member) down at once */
+  allAtOnce?: boolean;
+}
+
+/**
+ * The guard of `terminate-layer secure`, pure: terminating every master at once takes
+ * every etcd member down together — quorum is lost until they come back (kops#2235). It
+ * is refused unless `--all-at-once` is given, and then the environment name must be typed
+ * back in every environment, playgrounds included (`--yes --confirm ENV` for scripts).
+ * @returns whether the name must still be typed back at the prompt
+ * @throws UserError (exit 2) naming `roll secure` as the safe way
+ */
+export function secureTerminateGuard(
+  o: Pick<TerminateLayerOptions, 'layer' | 'allAtOnce' | 'yes' | 'confirm' | 'env'>,
+): boolean {
+  if (o.layer !== 'secure') {
+    if (o.allAtOnce) throw new UserError('--all-at-once applies to terminate-layer secure only');
+    return false;
+  }
+  if (!o.allAtOnce) {
+    throw new UserError(
+      `terminate-layer secure would terminate every master, and so every etcd member, at once: the cluster loses quorum; nothing was terminated`,
+      {
+        hint: `replace masters one at a time with quorum kept: roll -e ${o.env} secure; in an emergency: terminate-layer -e ${o.env} secure --all-at-once`,
+      },
+    );
+  }
+  if (o.yes && o.confirm !== o.env) {
+    throw new UserError(
+      `terminate-layer secure --all-at-once --yes also needs --confirm ${o.env}, in every environment`,
+    );
+  }
+  return !o.yes;
 }
 
 /**
@@ -29,6 +62,7 @@ export async function terminateLayerCommand(o: TerminateLayerOptions): Promise<n
       `--confirm ${o.confirm} does not match the environment ${o.env}; nothing was terminated`,
     );
   }
+  const typeBackSecure = secureTerminateGuard(o);
   const ctx = await openEnvironment({ env: o.env, local: o.local });
   try {
     const env = ctx.cfg.name;
@@ -47,10 +81,16 @@ export async function terminateLayerCommand(o: TerminateLayerOptions): Promise<n
         throw new UserError(`terminate-layer in ${env} with --yes also needs --confirm ${env}`);
       }
     } else {
-      const hint = `non-interactively: terminate-layer -e ${env} ${o.layer} --yes${shared ? ` --confirm ${env}` : ''}`;
+      const hint = `non-interactively: terminate-layer -e ${env} ${o.layer}${typeBackSecure ? ' --all-at-once' : ''} --yes${shared || typeBackSecure ? ` --confirm ${env}` : ''}`;
       await confirmOrAbort(`terminate these ${targets.length} ${o.layer} instances of ${env}?`, hint);
-      if (shared)
-        await typeBackOrAbort(`${env} is a shared environment: type its name to go ahead`, env, hint);
+      if (shared || typeBackSecure)
+        await typeBackOrAbort(
+          typeBackSecure
+            ? `every etcd member of ${env} goes down at once: type the environment name to go ahead`
+            : `${env} is a shared environment: type its name to go ahead`,
+          env,
+          hint,
+        );
     }
     const { TerminateInstancesCommand } = await import('@aws-sdk/client-ec2');
     await (await ctx.aws.ec2()).send(

@@ -11,7 +11,13 @@ export const terminateLayerSpec: CommandSpec = {
       .addOption(envOption())
       .addOption(localOption())
       .addOption(new Option('--yes', 'do not ask (outside play-* environments also needs --confirm ENV)'))
-      .addOption(new Option('--confirm <env>', 'the environment name, typed back (with --yes)')),
+      .addOption(new Option('--confirm <env>', 'the environment name, typed back (with --yes)'))
+      .addOption(
+        new Option(
+          '--all-at-once',
+          'secure only: terminate every master at once (etcd loses quorum); asks for the environment name',
+        ),
+      ),
   run: async (o, args) => {
     const layer = args[0] ?? '';
     if (!['secure', 'compute', 'bastion'].includes(layer)) {
@@ -23,6 +29,10 @@ export const terminateLayerSpec: CommandSpec = {
       layer,
     } as never);
   },
-  example: ['terminate-layer -e play-alice compute', 'terminate-layer -e prod bastion --yes --confirm prod'],
+  example: [
+    'terminate-layer -e play-alice compute',
+    'terminate-layer -e prod bastion --yes --confirm prod',
+    'terminate-layer -e prod secure --all-at-once   # emergencies only: prefer roll secure',
+  ],
   exitCodes: [...STD_EXIT, '130 declined at the prompt'],
 };

@@ -1,0 +1,203 @@
+import os from 'node:os';
+import { openEnvironment, secretStore } from '../context/environment.js';
+import { UserError } from '../errors.js';
+import { kubeApiFrom } from '../kube/api.js';
+import { log } from '../log.js';
+import { secretsDir } from '../paths.js';
+import { confirmOrAbort } from '../prompt.js';
+import { type Replacement, ROLL_LAYERS, type RollLayer } from '../roll/plan.js';
+import { computeRollPlan, reportedLeader, runRoll } from '../roll/runner.js';
+import { environmentState } from '../state/open.js';
+import { assertNotDowngrade } from '../state/store.js';
+import { printRows } from '../table.js';
+import { attemptValidation, collectSnapshot, loadKubeconfig, validateLoop } from '../validate/run.js';
+import { toolkitVersion } from '../version.js';
+import { recordValidation } from './validate.js';
+
+/** Options of `roll`. */
+export interface RollCommandOptions {
+  env: string;
+  local?: boolean;
+  layer: string;
+  /** list what would be replaced and why; change nothing */
+  plan?: boolean;
+  json?: boolean;
+  yes?: boolean;
+  /** replace every instance of the layer, up to date or not */
+  force?: boolean;
+  kubeconfig?: string;
+  /** workers replaced at a time @default 1 */
+  maxUnavailable: string | number;
+  /** seconds a drain may take @default 900 (15 m) */
+  drainTimeout: string | number;
+  /** fail (default) or skip: leave the node cordoned, report it, go on */
+  onDrainTimeout: 'fail' | 'skip';
+  /** seconds to wait for each replacement @default 900 */
+  replaceTimeout: string | number;
+  /** seconds between the two validations after each replacement @default 10 */
+  validateInterval: string | number;
+  /** seconds each validation may wait @default 900 */
+  validateTimeout: string | number;
+  /** seconds between polls while waiting @default 5 */
+  poll: string | number;
+  allowDowngrade?: boolean;
+}
+
+function seconds(flag: string, v: string | number, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new UserError(`--${flag} ${v}: must be a number of seconds from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/**
+ * `roll LAYER`: rolling replacement of the instances of a layer (compute, secure, bastion)
+ * that run an outdated launch template or AMI (or all with --force). `--plan` lists them
+ * with the reason and changes nothing. Otherwise asks (or --yes), then replaces them as
+ * src/roll/runner.ts describes, holding the operation in the cluster state's journal.
+ * @returns 0 when every target was replaced (or nothing needed it)
+ * @throws UserError (2) for a bad layer or flag; ConflictError (3) when another operation
+ *   holds the cluster state or the quorum gate refuses; TimeoutError (5) when a drain,
+ *   replacement or validation ran out of time; AbortError (130) when declined or interrupted
+ */
+export async function rollCommand(o: RollCommandOptions): Promise<number> {
+  if (!(ROLL_LAYERS as readonly string[]).includes(o.layer)) {
+    throw new UserError(`roll ${o.layer}: the layer must be compute, secure or bastion`);
+  }
+  const layer = o.layer as RollLayer;
+  const maxUnavailable = Number(o.maxUnavailable);
+  if (!Number.isInteger(maxUnavailable) || maxUnavailable < 1 || maxUnavailable > 100) {
+    throw new UserError(`--max-unavailable ${o.maxUnavailable}: must be a whole number from 1 to 100`);
+  }
+  if (layer === 'secure' && maxUnavailable !== 1) {
+    throw new UserError('--max-unavailable: masters are replaced strictly one at a time');
+  }
+  const drainTimeoutS = seconds('drain-timeout', o.drainTimeout, 1, 86_400);
+  const replaceTimeoutS = seconds('replace-timeout', o.replaceTimeout, 1, 86_400);
+  const validateIntervalS = seconds('validate-interval', o.validateInterval, 0.05, 3600);
+  const validateTimeoutS = seconds('validate-timeout', o.validateTimeout, 1, 86_400);
+  const pollS = seconds('poll', o.poll, 0.05, 600);
+
+  const ctx = await openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
+  try {
+    const env = ctx.cfg.name;
+    const { store } = await secretStore(ctx);
+    const stateStore = await environmentState(ctx.aws, env, ctx.names);
+    const snap = await stateStore.read();
+    const leader = layer === 'secure' ? await reportedLeader(store) : null;
+    const { plan } = await computeRollPlan(ctx.aws, env, layer, { force: Boolean(o.force), leader });
+    const pending = snap.state.operation;
+
+    if (o.plan) {
+      await printRows<Replacement>(
+        plan,
+        [
+          { title: 'Instance', cell: (r) => r.instanceId },
+          { title: 'Name', cell: (r) => r.name },
+          { title: 'ASG', cell: (r) => r.asg },
+          { title: 'AZ', cell: (r) => r.availabilityZone },
+          ...(layer === 'secure' ? [{ title: 'etcd member', cell: (r: Replacement) => r.etcdMember }] : []),
+          { title: 'Reason', cell: (r) => r.reasons.join(', ') },
+        ],
+        o.json,
+      );
+      log.info(
+        `${plan.length} ${layer} instance${plan.length === 1 ? '' : 's'} to replace; nothing was changed`,
+      );
+      if (pending) {
+        log.info(
+          `an operation is in the journal: ${pending.kind} ${pending.layer} (${pending.id}); roll ${pending.layer} resumes it`,
+        );
+      }
+      return 0;
+    }
+
+    assertNotDowngrade(snap.state, toolkitVersion(), Boolean(o.allowDowngrade), stateStore.where);
+    const resuming = pending && pending.kind === 'roll' && pending.layer === layer;
+    if (!plan.length && !resuming) {
+      log.info(`every ${layer} instance of ${env} is up to date; nothing to replace`);
+      return 0;
+    }
+    for (const r of plan) log.info(`${r.instanceId} ${r.name}: ${r.reasons.join(', ')}`);
+    if (!o.yes) {
+      await confirmOrAbort(
+        `replace ${plan.length} ${layer} instance${plan.length === 1 ? '' : 's'} of ${env}, ${layer === 'secure' ? 'one at a time' : `${maxUnavailable} at a time`}${resuming ? ' (resuming the interrupted roll)' : ''}?`,
+        `non-interactively: roll -e ${env} ${layer} --yes`,
+      );
+    }
+
+    const kube =
+      layer === 'bastion'
+        ? undefined
+        : await kubeApiFrom((await loadKubeconfig(o.kubeconfig, secretsDir(env), store)).text);
+    if (kube) await kube.readyz();
+    const controller = new AbortController();
+    const onSigint = () => {
+      log.warn('interrupted: recording it in the journal (run roll again to resume)');
+      controller.abort(new Error('interrupted'));
+    };
+    process.once('SIGINT', onSigint);
+    process.once('SIGTERM', onSigint);
+    try {
+      const report = await runRoll(
+        {
+          aws: ctx.aws,
+          environment: env,
+          store,
+          state: stateStore,
+          ...(kube ? { kube } : {}),
+          owner: { arn: ctx.identity.arn, host: os.hostname(), pid: process.pid },
+          validate: async () => {
+            const r = await validateLoop({
+              wait: true,
+              count: 2,
+              intervalS: validateIntervalS,
+              timeoutS: validateTimeoutS,
+              attempt: () =>
+                kube
+                  ? attemptValidation(() =>
+                      collectSnapshot({ aws: ctx.aws, environment: env, store, kube, state: snap.state }),
+                    )
+                  : Promise.resolve([]),
+              onAttempt: ({ failures }) => {
+                if (failures.length)
+                  log.info(
+                    `  not yet: ${failures[0]!.message}${failures.length > 1 ? ` (+${failures.length - 1})` : ''}`,
+                  );
+              },
+            });
+            await recordValidation(stateStore, r);
+            return r;
+          },
+        },
+        {
+          layer,
+          force: Boolean(o.force),
+          maxUnavailable,
+          drainTimeoutS,
+          onDrainTimeout: o.onDrainTimeout,
+          replaceTimeoutS,
+          pollS,
+          evictRetryS: 5,
+          allowDowngrade: Boolean(o.allowDowngrade),
+          signal: controller.signal,
+        },
+        plan,
+      );
+      if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      log.info(
+        `roll ${layer}: ${report.replaced.length} replaced${report.skipped.length ? `, ${report.skipped.length} left cordoned: ${report.skipped.map((s) => s.instanceId).join(', ')}` : ''}`,
+      );
+      if (layer === 'bastion' && report.replaced.length) {
+        log.info(`the bastion was replaced: agent-setup -e ${env} pins its new host key`);
+      }
+      return 0;
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+      process.removeListener('SIGTERM', onSigint);
+    }
+  } finally {
+    await ctx.close();
+  }
+}
