@@ -4,7 +4,13 @@
  * AWS (`aws s3 sync --sse aws:kms` up, `aws s3 cp --recursive` down), plus a republish
  * with nothing changed.
  *
- *   npm run build && node dist/bench/secrets-transfer.js [--files 300] [--bytes 4096] [--rounds 5]
+ *   npm run build && node dist/bench/secrets-transfer.js [--files 300] [--bytes 4096] [--rounds 5] [--latency-ms 20]
+ *
+ * --latency-ms N puts both clients behind the same small proxy on loopback that holds every
+ * request N ms before forwarding it to the local AWS (as S3's round trip from a workstation
+ * would). On the bare local AWS the server's own floor dominates (it serves one request at
+ * a time), so only with latency does a client's concurrency show; the summary prints our
+ * concurrency and the awscli's (its s3 `max_concurrent_requests`, default 10) beside the ratio.
  *
  * Each round starts from an empty local AWS (POST /moto-api/reset, then the environment's
  * bucket and key are bootstrapped again, untimed) and times, in this order: our publish,
@@ -32,6 +38,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { AwsClients } from '../src/aws/clients.js';
 import { exec } from '../src/exec/index.js';
 import { readLayerDir } from '../src/secrets/local.js';
 import { openSecretStore } from '../src/secrets/store.js';
@@ -44,11 +51,17 @@ const { values: opts } = parseArgs({
     files: { type: 'string', default: '300' },
     bytes: { type: 'string', default: '4096' },
     rounds: { type: 'string', default: '5' },
+    'latency-ms': { type: 'string', default: '0' },
   },
 });
 const FILES = Number(opts.files);
 const BYTES = Number(opts.bytes);
 const ROUNDS = Number(opts.rounds);
+/** with --latency-ms N, both clients talk to the local AWS through a proxy holding each request N ms */
+const LATENCY_MS = Number(opts['latency-ms']);
+if (!Number.isFinite(LATENCY_MS) || LATENCY_MS < 0 || LATENCY_MS > 10_000) {
+  throw new Error(`--latency-ms ${opts['latency-ms']}: must be 0 to 10000`);
+}
 const ENV = 'bench';
 const REGION = TEST_REGION;
 /** SecretStore's default number of requests in flight */
@@ -76,11 +89,11 @@ async function measure<T>(fn: () => Promise<T>): Promise<[T, Sample]> {
 }
 
 /** Wall and CPU seconds of one awscli invocation (its CPU from bash's `times`). */
-async function awscli(moto: Moto, args: string[]): Promise<Sample> {
+async function awscli(moto: Moto, endpoint: string, args: string[]): Promise<Sample> {
   const t0 = performance.now();
   const r = await exec('bash', ['-c', 'aws "$@" >/dev/null; s=$?; times; exit $s', 'awscli', ...args], {
     cwd: os.tmpdir(),
-    env: { ...moto.env, AWS_DEFAULT_REGION: REGION, AWS_ENDPOINT_URL: moto.endpoint },
+    env: { ...moto.env, AWS_DEFAULT_REGION: REGION, AWS_ENDPOINT_URL: endpoint },
   });
   const wall = (performance.now() - t0) / 1000;
   // `times` prints two lines, "<user> <sys>" of the shell, then of its children: 0m1.234s 0m0.120s
@@ -143,6 +156,56 @@ async function floor(endpoint: string, bucket: string, method: 'PUT' | 'GET', co
   return sample;
 }
 
+/**
+ * A loopback HTTP proxy in front of the local AWS that holds each request `latencyMs`
+ * before forwarding it (request and response streamed through unchanged).
+ * @returns its endpoint and a close function
+ */
+async function delayingProxy(
+  target: string,
+  latencyMs: number,
+): Promise<{ endpoint: string; close(): Promise<void> }> {
+  const t = new URL(target);
+  const server = http.createServer((req, res) => {
+    req.pause();
+    setTimeout(() => {
+      const up = http.request(
+        { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on('error', (e) => {
+        res.writeHead(502);
+        res.end(String(e));
+      });
+      req.pipe(up);
+      req.resume();
+    }, latencyMs);
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as import('node:net').AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((ok) => {
+        server.closeAllConnections();
+        server.close(() => ok());
+      }),
+  };
+}
+
+/** The awscli's s3 transfer concurrency: `s3.max_concurrent_requests` of its config, default 10. */
+async function awscliConcurrency(): Promise<number> {
+  const r = await exec('aws', ['configure', 'get', 'default.s3.max_concurrent_requests'], {
+    cwd: os.tmpdir(),
+    reject: false,
+  });
+  const n = Number(r.stdout.trim());
+  return r.exitCode === 0 && Number.isInteger(n) && n > 0 ? n : 10;
+}
+
 async function startupSeconds(file: string, args: string[]): Promise<number> {
   const runs: number[] = [];
   for (let i = 0; i < 5; i++) {
@@ -153,9 +216,11 @@ async function startupSeconds(file: string, args: string[]): Promise<number> {
   return median(runs);
 }
 
-async function round(moto: Moto, src: string, work: string) {
+async function round(moto: Moto, endpoint: string, src: string, work: string) {
   await moto.reset();
-  const { aws, names, kmsKeyArn } = await bootstrapEnvironment(moto.endpoint, ENV);
+  const { aws: direct, names, kmsKeyArn } = await bootstrapEnvironment(moto.endpoint, ENV);
+  // the timed clients go through `endpoint` (the delaying proxy with --latency-ms)
+  const aws = endpoint === moto.endpoint ? direct : new AwsClients({ region: REGION, endpoint });
   try {
     // a store of its own for each step, so that each counts its own requests
     const newStore = () =>
@@ -198,23 +263,24 @@ async function round(moto: Moto, src: string, work: string) {
     const sse = ['--sse', 'aws:kms', '--sse-kms-key-id', kmsKeyArn];
     const cliOut = path.join(work, 'cli-fetched');
     await rm(cliOut, { recursive: true, force: true });
-    const cliUp = await awscli(moto, [...sync, ...sse]);
-    const cliResync = await awscli(moto, [...sync, ...sse]);
-    const cliDown = await awscli(moto, ['s3', 'cp', '--only-show-errors', '--recursive', dest, cliOut]);
+    const cliUp = await awscli(moto, endpoint, [...sync, ...sse]);
+    const cliResync = await awscli(moto, endpoint, [...sync, ...sse]);
+    const cliDown = await awscli(moto, endpoint, [
+      's3',
+      'cp',
+      '--only-show-errors',
+      '--recursive',
+      dest,
+      cliOut,
+    ]);
 
     // the floor: our request count, our object size (the envelope's ciphertext)
     const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
     const head = await s3.send(
       new HeadObjectCommand({ Bucket: names.secretsBucket, Key: 'secure/files/d0/f0.bin' }),
     );
-    const floorPut = await floor(
-      moto.endpoint,
-      names.secretsBucket,
-      'PUT',
-      p.store.puts,
-      head.ContentLength!,
-    );
-    const floorGet = await floor(moto.endpoint, names.secretsBucket, 'GET', f.store.gets, 0);
+    const floorPut = await floor(endpoint, names.secretsBucket, 'PUT', p.store.puts, head.ContentLength!);
+    const floorGet = await floor(endpoint, names.secretsBucket, 'GET', f.store.gets, 0);
     return {
       publish,
       republish,
@@ -232,6 +298,7 @@ async function round(moto: Moto, src: string, work: string) {
     };
   } finally {
     aws.destroy();
+    if (aws !== direct) direct.destroy();
   }
 }
 
@@ -240,6 +307,8 @@ async function main(): Promise<void> {
   const { moto, proc } = await startMoto();
   Object.assign(process.env, moto.env);
   const work = await mkdtemp(path.join(os.tmpdir(), 'bench-secrets-'));
+  const proxy = LATENCY_MS > 0 ? await delayingProxy(moto.endpoint, LATENCY_MS) : undefined;
+  const endpoint = proxy?.endpoint ?? moto.endpoint;
   try {
     const src = path.join(work, 'secrets');
     for (let i = 0; i < FILES; i++) {
@@ -251,7 +320,7 @@ async function main(): Promise<void> {
     const rounds: Round[] = [];
     const s = (x: number) => `${x.toFixed(2)} s`;
     for (let i = 0; i < ROUNDS; i++) {
-      const r = await round(moto, src, work);
+      const r = await round(moto, endpoint, src, work);
       rounds.push(r);
       console.error(
         `round ${i + 1}/${ROUNDS}: publish ${s(r.publish.wall)} (awscli ${s(r.cliUp.wall)}, floor ${s(r.floorPut.wall)}), ` +
@@ -327,8 +396,25 @@ async function main(): Promise<void> {
     console.log(
       `start-up, not in "ours" (in-process): kube-platform --help ${s(ourStart)}; in "awscli": aws --version ${s(cliStart)}`,
     );
-    console.log('awscli KMS requests (client side): 0 — S3 makes them server-side for SSE-KMS\n');
+    console.log('awscli KMS requests (client side): 0 — S3 makes them server-side for SSE-KMS');
+    if (proxy) {
+      console.log(
+        `latency: every request held ${LATENCY_MS} ms by a proxy on loopback (${endpoint}) in front of the local AWS, for both clients; ` +
+          `concurrency: ours ${CONCURRENCY} requests in flight, awscli ${await awscliConcurrency()} (s3.max_concurrent_requests)`,
+      );
+      console.log(
+        `ratio at ${LATENCY_MS} ms: publish ${ratio(
+          (r) => r.publish,
+          (r) => r.cliUp,
+        )}, fetch ${ratio(
+          (r) => r.fetch,
+          (r) => r.cliDown,
+        )} (goal: at most 0.5)`,
+      );
+    }
+    console.log('');
   } finally {
+    await proxy?.close();
     await proc.stop();
     await rm(work, { recursive: true, force: true });
   }
