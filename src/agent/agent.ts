@@ -5,7 +5,8 @@ import { atomicWrite, fileMode, TEMP_FILE_RE } from '../fsutil.js';
 import { log } from '../log.js';
 import { sha256 } from '../secrets/envelope.js';
 import type { LayerIndex } from '../secrets/index-format.js';
-import type { NodeStatus } from '../secrets/status.js';
+import type { RolloutGate } from '../secrets/rollout.js';
+import type { LocalHealth, NodeStatus } from '../secrets/status.js';
 import { MissingObjectError, type SecretStore } from '../secrets/store.js';
 import {
   type Action,
@@ -141,6 +142,8 @@ export interface SyncOptions {
   observed?: { etag?: string; index?: LayerIndex };
   /** the state as the caller last saw it (the loop keeps it in memory); default: read `stateFile` */
   state?: AgentState;
+  /** the layer's staged-rollout gate (masters, secure layer): which index this node may apply */
+  gate?: RolloutGate;
 }
 
 export interface SyncResult {
@@ -172,15 +175,17 @@ function requestSignal(o: Pick<SyncOptions, 'signal' | 'requestTimeoutS'>): Abor
  *   KMS (unreachable, denied, timed out) — nothing is removed then
  */
 export async function syncOnce(opts: SyncOptions): Promise<SyncResult> {
-  const snap = await opts.store.readIndex(opts.layer, opts.etag, {
+  // staged rollouts (src/secrets/rollout.ts): a changed rollout record re-reads the index
+  const gateChanged = opts.gate ? await opts.gate.refresh(requestSignal(opts)) : false;
+  const latest = await opts.store.readIndex(opts.layer, gateChanged ? undefined : opts.etag, {
     abortSignal: requestSignal(opts),
     ...(opts.observed ? { observed: opts.observed } : {}),
   });
   const state = opts.state ?? (await readState(opts.stateFile));
   const none = { written: [], removed: [], fileErrors: state.fileErrors, changed: false, state };
-  if (snap === 'not-modified')
+  if (latest === 'not-modified')
     return { kind: 'unchanged', generation: state.generation, etag: opts.etag, ...none };
-  if (!snap) {
+  if (!latest) {
     // generations only go up: an index that vanished after one was applied was deleted
     if (state.generation > 0) {
       throw new IntegrityError(
@@ -189,9 +194,15 @@ export async function syncOnce(opts: SyncOptions): Promise<SyncResult> {
     }
     return { kind: 'empty', generation: state.generation, ...none };
   }
+  // a node the rollout record does not allow yet (or after an abort) applies the previous index
+  const chosen = opts.gate ? await opts.gate.choose(latest, requestSignal(opts)) : { snap: latest };
+  const snap = chosen.snap;
   if (opts.observed) opts.observed.index = snap.index;
   const { index } = snap;
-  checkIndex(opts.layer, index, snap.digest, state);
+  // going back is allowed only to the previous generation an authentic record names
+  if (!(chosen.revert !== undefined && index.generation === chosen.revert)) {
+    checkIndex(opts.layer, index, snap.digest, state);
+  }
 
   const local: Record<string, string | undefined> = {};
   for (const p of Object.keys(index.files)) {
@@ -307,6 +318,10 @@ export interface AgentOptions {
   backoffCapS?: number;
   /** stops the loop (SIGTERM) */
   signal: AbortSignal;
+  /** the staged-rollout gate of a layer, if it has one (src/secrets/rollout.ts) */
+  gate?: (layer: string) => RolloutGate | undefined;
+  /** the local control plane's health, added to the status report of the layers it names */
+  health?: { layers: string[]; probe: () => Promise<LocalHealth> };
 }
 
 /** What the loop tracks per layer between ticks. */
@@ -397,7 +412,10 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   const capS = o.backoffCapS ?? 30;
   const requestTimeoutS = o.requestTimeoutS ?? 5;
   const runs: LayerRun[] = [];
+  const gates = new Map<string, RolloutGate>();
   for (const layer of o.layers) {
+    const g = o.gate?.(layer);
+    if (g) gates.set(layer, g);
     const state = await readState(o.stateFile(layer));
     const dirs = [o.map.dest, ...Object.keys(state.written).map((t) => path.dirname(t))];
     for (const t of await removeStaleTemps(dirs)) log.debug(`layer ${layer}: removed stale temp file ${t}`);
@@ -429,6 +447,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       heartbeatAt: new Date(now).toISOString(),
       error: run.error,
       fileErrors: run.state.fileErrors,
+      ...(o.health?.layers.includes(run.layer) ? { health: await o.health.probe() } : {}),
     };
     await o.store.putStatus(run.layer, o.nodeId, status, {
       abortSignal: AbortSignal.any([o.signal, AbortSignal.timeout(requestTimeoutS * 1000)]),
@@ -498,6 +517,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
         signal: o.signal,
         requestTimeoutS,
         observed,
+        ...(gates.get(run.layer) ? { gate: gates.get(run.layer)! } : {}),
       });
       run.state = r.state;
       if (!(backingOff && r.kind === 'unchanged')) {

@@ -4,6 +4,7 @@ import { awsSettings, StorageClients } from '../aws/storage-clients.js';
 import { IntegrityError, UserError } from '../errors.js';
 import { log, setLogSink } from '../log.js';
 import { isLayer } from '../secrets/layers.js';
+import { RolloutGate } from '../secrets/rollout.js';
 import type { NodeStatus } from '../secrets/status.js';
 import { openSecretStore, type SecretStore } from '../secrets/store.js';
 import {
@@ -14,6 +15,7 @@ import {
   type SyncResult,
   syncOnce,
 } from './agent.js';
+import { probeLocalHealth } from './health.js';
 import { resolveNodeId } from './imds.js';
 import { KUBERNETES_SCHEMA_VERSION } from './validate.js';
 
@@ -165,7 +167,27 @@ async function start(
   try {
     if (o.once) return await once(store, o.layer, map, stateFile, nodeId);
     log.debug(`manifests are validated against Kubernetes ${KUBERNETES_SCHEMA_VERSION}`);
-    await runAgent({ store, layers: o.layer, map, stateFile, intervalS, heartbeatS, nodeId, signal });
+    // masters (the secure layer, with a node id): the staged-rollout gate and the local
+    // control plane's health in the status report (DESIGN.md §8)
+    const environment = o.environment;
+    const secure = nodeId !== undefined && environment !== undefined && o.layer.includes('secure');
+    await runAgent({
+      store,
+      layers: o.layer,
+      map,
+      stateFile,
+      intervalS,
+      heartbeatS,
+      nodeId,
+      signal,
+      ...(secure
+        ? {
+            gate: (l: string) =>
+              l === 'secure' ? new RolloutGate(store, environment, l, nodeId) : undefined,
+            ...(nodeMode ? { health: { layers: ['secure'], probe: () => probeLocalHealth() } } : {}),
+          }
+        : {}),
+    });
     return 0;
   } finally {
     await close();

@@ -12,6 +12,7 @@ import { localAwsSpec } from './specs/local-aws.js';
 import { manifestSyncSpec } from './specs/manifest-sync.js';
 import { policySpec } from './specs/policy.js';
 import { rollSpec } from './specs/roll.js';
+import { rolloutSpec } from './specs/rollout.js';
 import { runSpec } from './specs/run.js';
 import { scaleComputeSpec } from './specs/scale-compute.js';
 import { statusSpec } from './specs/status.js';
@@ -38,6 +39,7 @@ export const commands: CommandSpec[] = [
   agentSetupSpec,
   etcdBackupSpec,
   etcdRestoreSpec,
+  rolloutSpec,
   uploadSecretsSpec,
   fetchSecretsSpec,
   exportKubeconfigSpec,

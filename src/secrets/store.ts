@@ -525,6 +525,117 @@ export class SecretStore {
       ),
     );
   }
+
+  /**
+   * Reads an envelope-encrypted object of `layer` other than a file or the index (e.g. the
+   * rollout record `rollout/<layer>`), authenticated with its path bound.
+   * @param opts.ifNoneMatch conditional read: `'not-modified'` on HTTP 304
+   * @param opts.versionId a version of the object (S3 versioning)
+   * @returns plaintext with ETag and VersionId; undefined when the object does not exist
+   * @throws IntegrityError when authentication fails
+   */
+  async readSealed(
+    layer: string,
+    key: string,
+    opts: { ifNoneMatch?: string; versionId?: string; abortSignal?: AbortSignal } = {},
+  ): Promise<{ plaintext: Buffer; etag: string; versionId?: string } | 'not-modified' | undefined> {
+    const { GetObjectCommand } = await this.#cmd();
+    let data: Buffer;
+    let etag: string;
+    let versionId: string | undefined;
+    try {
+      this.gets++;
+      const r = await this.deps.s3.send(
+        new GetObjectCommand({
+          Bucket: this.deps.bucket,
+          Key: key,
+          IfNoneMatch: opts.ifNoneMatch,
+          VersionId: opts.versionId,
+        }),
+        { abortSignal: opts.abortSignal },
+      );
+      data = await bodyBytes(r.Body);
+      etag = r.ETag ?? '';
+      versionId = r.VersionId;
+    } catch (e) {
+      const status = httpStatus(e);
+      if (status === 304) return 'not-modified';
+      if (status === 404 || (e as Error).name === 'NoSuchKey') return undefined;
+      throw e;
+    }
+    const env = parseEnvelope(data, key);
+    const plainKey = await this.deps.keyring.decrypt(layer, env.encryptedKey);
+    return {
+      plaintext: open(env, plainKey, this.#binding(layer, key)),
+      etag,
+      ...(versionId ? { versionId } : {}),
+    };
+  }
+
+  /**
+   * Writes an envelope-encrypted object of `layer` under the layer's data key (from its
+   * current index), with a conditional write.
+   * @param opts.ifMatch the ETag read; omitted: the object must not exist yet
+   * @throws ConflictError when the condition fails; PlatformError when the layer has no index
+   */
+  async writeSealed(
+    layer: string,
+    key: string,
+    body: Buffer,
+    opts: { ifMatch?: string } = {},
+  ): Promise<string> {
+    const idx = await this.readIndex(layer);
+    if (!idx || idx === 'not-modified') throw new PlatformError(`layer "${layer}" has no index yet`);
+    const dataKey = await this.deps.keyring.forLayer(layer, idx.encryptedKey);
+    const { PutObjectCommand } = await this.#cmd();
+    try {
+      this.puts++;
+      const r = await this.deps.s3.send(
+        new PutObjectCommand({
+          Bucket: this.deps.bucket,
+          Key: key,
+          Body: seal(body, dataKey, this.#binding(layer, key)),
+          ContentType: 'application/octet-stream',
+          ServerSideEncryption: 'aws:kms',
+          SSEKMSKeyId: this.deps.kmsKeyId,
+          ...(opts.ifMatch ? { IfMatch: opts.ifMatch } : { IfNoneMatch: '*' }),
+        }),
+      );
+      return r.ETag ?? '';
+    } catch (e) {
+      const status = httpStatus(e);
+      if (status === 412 || status === 409) {
+        throw new ConflictError(`${key} was changed by someone else meanwhile`, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * A version of `index/<layer>` (S3 versioning keeps every one), verified like the current.
+   * @throws IntegrityError when it fails authentication
+   */
+  async readIndexVersion(layer: string, versionId: string, opts: { abortSignal?: AbortSignal } = {}) {
+    const r = await this.readSealed(layer, `index/${layer}`, { versionId, ...opts });
+    if (!r || r === 'not-modified')
+      throw new IntegrityError(`index/${layer} version ${versionId} is missing`);
+    const index = parseIndex(r.plaintext, { environment: this.deps.environment, layer });
+    return { index, etag: r.etag, digest: sha256(r.plaintext), versionId };
+  }
+
+  /** The VersionId of the current `index/<layer>` (HeadObject), undefined when there is none. */
+  async indexVersionId(layer: string): Promise<string | undefined> {
+    const { HeadObjectCommand } = await this.#cmd();
+    try {
+      const r = await this.deps.s3.send(
+        new HeadObjectCommand({ Bucket: this.deps.bucket, Key: `index/${layer}` }),
+      );
+      return r.VersionId;
+    } catch (e) {
+      if (httpStatus(e) === 404) return undefined;
+      throw e;
+    }
+  }
 }
 
 /**
