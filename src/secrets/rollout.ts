@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConflictError, IntegrityError, PlatformError, UserError } from '../errors.js';
 import { sha256 } from './envelope.js';
-import { serializeIndex } from './index-format.js';
+import { parseIndex, serializeIndex } from './index-format.js';
 import type { NodeStatus } from './status.js';
 import type { IndexSnapshot, PreparedPublish, PublishResult, SecretStore } from './store.js';
 
@@ -350,11 +350,20 @@ export class RolloutGate {
       this.node,
     );
     if (c.use === 'latest') return { snap: latest };
-    const prev = await this.store.readIndexVersion(
-      this.layer,
-      c.versionId,
-      signal ? { abortSignal: signal } : {},
-    );
+    // by VersionId, bounded by the agent's request signal, authenticated like the current index
+    const r = await this.store.readSealed(this.layer, `index/${this.layer}`, {
+      versionId: c.versionId,
+      ...(signal ? { abortSignal: signal } : {}),
+    });
+    if (!r || r === 'not-modified') {
+      throw new IntegrityError(
+        `index/${this.layer} version ${c.versionId} (generation ${c.generation}) is missing`,
+      );
+    }
+    const prev = {
+      index: parseIndex(r.plaintext, { environment: this.environment, layer: this.layer }),
+      digest: sha256(r.plaintext),
+    };
     if (prev.index.generation !== c.generation) {
       throw new IntegrityError(
         `index/${this.layer} version ${c.versionId} is not generation ${c.generation}`,

@@ -611,18 +611,6 @@ export class SecretStore {
     }
   }
 
-  /**
-   * A version of `index/<layer>` (S3 versioning keeps every one), verified like the current.
-   * @throws IntegrityError when it fails authentication
-   */
-  async readIndexVersion(layer: string, versionId: string, opts: { abortSignal?: AbortSignal } = {}) {
-    const r = await this.readSealed(layer, `index/${layer}`, { versionId, ...opts });
-    if (!r || r === 'not-modified')
-      throw new IntegrityError(`index/${layer} version ${versionId} is missing`);
-    const index = parseIndex(r.plaintext, { environment: this.deps.environment, layer });
-    return { index, etag: r.etag, digest: sha256(r.plaintext), versionId };
-  }
-
   /** The VersionId of the current `index/<layer>` (HeadObject), undefined when there is none. */
   async indexVersionId(layer: string): Promise<string | undefined> {
     const { HeadObjectCommand } = await this.#cmd();
