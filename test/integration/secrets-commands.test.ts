@@ -39,7 +39,12 @@ test('upload-secrets --dry-run touches nothing; upload then fetch round-trips wi
   const a = workspace({ [ENV]: '' });
   const secretsA = path.join(a.dir, 'secrets', ENV);
   put(secretsA, 'common/pki/ca.crt', 'CA CERT', 0o644);
-  put(secretsA, 'secure/manifests/etcd.yaml', 'apiVersion: v1\nkind: Pod\n');
+  // a static pod the node agent accepts (upload-secrets refuses one it would refuse)
+  put(
+    secretsA,
+    'secure/manifests/etcd.yaml',
+    'apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\nspec:\n  containers:\n    - name: etcd\n      image: registry.k8s.io/etcd:3.6.4-0\n',
+  );
   put(secretsA, 'locked/admin.conf', kubeconfig);
   put(secretsA, `locked/ssh/${ENV}`, 'PRIVATE KEY MATERIAL');
   const envA = { ...moto.env, PLATFORM_WORKDIR: a.dir, HOME: a.home, AWS_PROFILE: undefined };
