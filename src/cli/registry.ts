@@ -19,6 +19,7 @@ import { statusSpec } from './specs/status.js';
 import { syncStatusSpec } from './specs/sync-status.js';
 import { terminateLayerSpec } from './specs/terminate-layer.js';
 import { terraformSpec } from './specs/terraform.js';
+import { upgradeSpec } from './specs/upgrade.js';
 import { uploadSecretsSpec } from './specs/upload-secrets.js';
 import { validateSpec } from './specs/validate.js';
 import { whoamiSpec } from './specs/whoami.js';
@@ -40,6 +41,7 @@ export const commands: CommandSpec[] = [
   etcdBackupSpec,
   etcdRestoreSpec,
   rolloutSpec,
+  upgradeSpec,
   uploadSecretsSpec,
   fetchSecretsSpec,
   exportKubeconfigSpec,

@@ -1,3 +1,4 @@
+import { clusterPreflight } from '../../src/commands/upgrade.js';
 import { type ClusterVersions, preflight, type RuleId } from '../../src/upgrade/skew.js';
 import { kubectlVersionFrom, versionsFrom } from '../../src/upgrade/versions.js';
 
@@ -186,5 +187,56 @@ describe('versionsFrom: what the cluster runs, from nodes and static pods', () =
       kubectl: 'v1.34.1',
     });
     expect(kubectlVersionFrom('not json')).toBeUndefined();
+  });
+});
+
+describe('clusterPreflight: the skew rules over what the Kubernetes API reports', () => {
+  const fakeKube = (kubelet: string, etcdImage: string) =>
+    ({
+      server: 'https://kube.test:443',
+      readyz: async () => {},
+      listNodes: async () => [
+        {
+          name: 'n1',
+          ready: true,
+          notReadyReason: null,
+          networkUnavailable: false,
+          unschedulable: false,
+          internalIp: null,
+          instanceId: null,
+          kubeletVersion: kubelet,
+          labels: {},
+        },
+      ],
+      listPods: async () =>
+        [
+          ['kube-apiserver', 'registry.k8s.io/kube-apiserver:v1.33.5'],
+          ['etcd', etcdImage],
+        ].map(([component, image]) => ({
+          namespace: 'kube-system',
+          name: `${component}-m1`,
+          nodeName: 'm1',
+          phase: 'Running',
+          ready: true,
+          priorityClassName: null,
+          mirror: true,
+          daemonSet: false,
+          labels: { component: component! },
+          image: image!,
+        })),
+      cordon: async () => {},
+      evict: async () => ({ evicted: true as const }),
+    }) satisfies Parameters<typeof clusterPreflight>[0];
+
+  test('a legal target passes; an old etcd member and a 4-minors-old kubelet are refused by rule', async () => {
+    const target = { kubernetes: 'v1.34.2', etcd: 'v3.6.4' };
+    const json = '{"clientVersion":{"gitVersion":"v1.34.1"}}';
+    expect(
+      await clusterPreflight(fakeKube('v1.33.5', 'registry.k8s.io/etcd:3.5.26-0'), target, json),
+    ).toEqual([]);
+    const rules = (
+      await clusterPreflight(fakeKube('v1.30.0', 'registry.k8s.io/etcd:3.5.15-0'), target, json)
+    ).map((f) => f.rule);
+    expect(rules.sort()).toEqual(['etcd-3.6-needs-3.5.26', 'kubelet-too-old']);
   });
 });
