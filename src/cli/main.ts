@@ -17,6 +17,14 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(
       new Option('--debug', 'verbose logs and stack traces (secrets stay masked)').env('PLATFORM_DEBUG'),
     )
+    // --json and --log-format also before the command name, for the commands that take them
+    .addOption(new Option('--json', 'print JSON (commands that take --json)'))
+    .addOption(
+      new Option('--log-format <format>', 'stderr log lines (commands that take --log-format)').choices([
+        'text',
+        'json',
+      ]),
+    )
     .showHelpAfterError('(add --help for usage)')
     .enablePositionalOptions()
     .exitOverride();
@@ -36,6 +44,18 @@ export async function main(argv: string[]): Promise<number> {
       const opts = (args.at(-2) ?? {}) as Record<string, unknown>;
       const { setDebug } = await import('../log.js');
       setDebug(Boolean(program.opts().debug || opts.debug));
+      for (const [flag, attr] of [
+        ['--json', 'json'],
+        ['--log-format', 'logFormat'],
+      ] as const) {
+        const given = program.opts()[attr];
+        if (given === undefined) continue;
+        if (!cmd.options.some((opt) => opt.long === flag)) {
+          const { UserError } = await import('../errors.js');
+          throw new UserError(`${spec.name} does not take ${flag}`);
+        }
+        if (cmd.getOptionValueSource(attr) !== 'cli') opts[attr] = given;
+      }
       if (cmd.options.some((opt) => opt.attributeName() === 'env')) {
         assertLauncherEnvironment(cmd.getOptionValueSource('env') === 'cli' ? String(opts.env) : undefined);
       }

@@ -300,6 +300,10 @@ describe('flags are checked before anything is read from AWS (items 6, 7, 14)', 
     const r = await t.run(['whoami', '--debug']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/123456789012/);
+    // --json before the command name, for a command that takes it
+    const json = await cli(['--json', 'whoami', '-e', 'hostile-debug'], t.vars);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ account: '123456789012' });
     const bad = await t.run(['upload-secrets', '--layer', 'nope', '--debug']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).not.toMatch(/unknown option '--debug'/);
