@@ -199,7 +199,8 @@ export async function publishStaged(
     order: opts.order,
     allowed: strategy === 'all-at-once' ? [...opts.order] : [],
     promotedAt: strategy === 'all-at-once' ? Object.fromEntries(opts.order.map((n) => [n, now])) : {},
-    state: 'in-progress',
+    // all-at-once (playgrounds): every master takes it now; nothing is left to drive
+    state: strategy === 'all-at-once' ? 'complete' : 'in-progress',
     failure: null,
     updatedAt: now,
   };

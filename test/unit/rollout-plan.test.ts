@@ -1,0 +1,110 @@
+import { chooseIndex, nextStep, ROLLOUT_FORMAT, type RolloutRecord } from '../../src/secrets/rollout.js';
+import type { NodeStatus } from '../../src/secrets/status.js';
+
+const record = (over: Partial<RolloutRecord> = {}): RolloutRecord => ({
+  format: ROLLOUT_FORMAT,
+  environment: 'prod',
+  layer: 'secure',
+  strategy: 'staged',
+  target: { generation: 8, digest: 'd8' },
+  previous: { generation: 7, versionId: 'v7' },
+  order: ['a', 'b', 'c'],
+  allowed: ['a'],
+  promotedAt: { a: '2026-12-01T00:00:00.000Z' },
+  state: 'in-progress',
+  failure: null,
+  updatedAt: '2026-12-01T00:00:00.000Z',
+  ...over,
+});
+const latest = { generation: 8, digest: 'd8' };
+const back = { use: 'previous', versionId: 'v7', generation: 7 };
+
+test('chooseIndex: allowed nodes take the target, the others the previous; aborted: everyone back', () => {
+  expect(chooseIndex(record(), latest, 'a')).toEqual({ use: 'latest' });
+  expect(chooseIndex(record(), latest, 'b')).toEqual(back);
+  expect(chooseIndex(record({ state: 'aborted', allowed: [] }), latest, 'a')).toEqual(back);
+  expect(chooseIndex(record({ state: 'complete' }), latest, 'c')).toEqual({ use: 'latest' });
+  expect(chooseIndex(record({ state: 'failed' }), latest, 'b')).toEqual(back);
+});
+
+test('chooseIndex: a record about another generation or digest (old, replayed) changes nothing', () => {
+  expect(chooseIndex(record(), { generation: 9, digest: 'd9' }, 'b')).toEqual({ use: 'latest' });
+  expect(chooseIndex(record(), { generation: 8, digest: 'other' }, 'b')).toEqual({ use: 'latest' });
+  expect(chooseIndex(record({ previous: null }), latest, 'b')).toEqual({ use: 'latest' });
+  expect(chooseIndex(undefined, latest, 'b')).toEqual({ use: 'latest' });
+});
+
+const status = (node: string, over: Partial<NodeStatus> = {}): NodeStatus => ({
+  node,
+  layer: 'secure',
+  generation: 8,
+  indexDigest: 'd8',
+  appliedAt: '2026-12-01T00:00:01.000Z',
+  heartbeatAt: '2026-12-01T00:00:02.000Z',
+  error: null,
+  fileErrors: [],
+  health: {
+    etcd: {
+      checkedAt: '2026-12-01T00:00:02.000Z',
+      healthy: true,
+      reason: '',
+      hasLeader: true,
+      isLeader: false,
+      version: '3.6.4',
+    },
+    apiserver: { checkedAt: '2026-12-01T00:00:02.000Z', ready: true, detail: '' },
+  },
+  ...over,
+});
+const t0 = Date.parse('2026-12-01T00:00:00Z');
+
+test('nextStep: the next master only after the last one is healthy on the target', () => {
+  expect(nextStep(record(), new Map(), t0 + 1000, 300)).toMatchObject({ kind: 'wait', node: 'a' });
+  expect(nextStep(record(), new Map([['a', status('a')]]), t0 + 3000, 300)).toEqual({
+    kind: 'promote',
+    node: 'b',
+  });
+  expect(
+    nextStep(
+      record({ allowed: ['a', 'b', 'c'] }),
+      new Map(['a', 'b', 'c'].map((n) => [n, status(n)])),
+      t0,
+      300,
+    ),
+  ).toEqual({ kind: 'complete' });
+  expect(nextStep(record({ state: 'aborted' }), new Map(), t0, 300)).toEqual({ kind: 'done' });
+});
+
+test('nextStep: unhealthy past the timeout fails, naming the master and why; health from before the promotion does not count', () => {
+  const sick = status('a', {
+    health: {
+      ...status('a').health!,
+      etcd: { ...status('a').health!.etcd!, healthy: false, reason: 'no leader' },
+    },
+  });
+  expect(nextStep(record(), new Map([['a', sick]]), t0 + 10_000, 300)).toMatchObject({
+    kind: 'wait',
+    node: 'a',
+  });
+  expect(nextStep(record(), new Map([['a', sick]]), t0 + 301_000, 300)).toEqual({
+    kind: 'fail',
+    node: 'a',
+    why: 'etcd member unhealthy: no leader',
+  });
+  const stale = status('a', {
+    health: {
+      ...status('a').health!,
+      apiserver: { checkedAt: '2026-11-30T23:59:00.000Z', ready: true, detail: '' },
+    },
+  });
+  expect(nextStep(record(), new Map([['a', stale]]), t0 + 1000, 300)).toMatchObject({
+    kind: 'wait',
+    why: 'health not yet reported since it took the target',
+  });
+  expect(
+    nextStep(record(), new Map([['a', status('a', { generation: 7, indexDigest: 'd7' })]]), t0, 300),
+  ).toMatchObject({
+    kind: 'wait',
+    why: 'at generation 7, not 8',
+  });
+});
