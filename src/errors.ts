@@ -10,6 +10,7 @@
  *   4  integrity: data failed verification (tampered, moved, rolled back) ({@link IntegrityError})
  *   5  not converged / timed out waiting ({@link TimeoutError})
  *   6  refused by policy: a rule failed outside play-* ({@link PolicyError})
+ *   7  `run --plan --exit-code`: changes are pending (not an error)
  *   130 aborted by the operator ({@link AbortError})
  */
 export const ExitCode = {
@@ -20,6 +21,7 @@ export const ExitCode = {
   integrity: 4,
   timeout: 5,
   policy: 6,
+  changesPending: 7,
   aborted: 130,
 } as const;
 

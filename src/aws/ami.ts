@@ -17,12 +17,14 @@ export const LOCAL_STAND_IN = 'kube-platform-local-ubuntu-noble-24.04';
  * Resolves the AMI id.
  * @param pinned NODE_AMI from the environment file, if set (checked to exist)
  * @param local true against the embedded local AWS (registers a stand-in when needed)
+ * @param opts.readOnly make no write: in local mode without a stand-in, plan with an image the local AWS ships
  * @throws UserError when the pinned AMI does not exist or none can be found
  */
 export async function resolveAmi(
   aws: AwsClients,
   pinned: string | undefined,
   local: boolean,
+  opts: { readOnly?: boolean } = {},
 ): Promise<string> {
   const ec2 = await aws.ec2();
   const { DescribeImagesCommand, RegisterImageCommand } = await import('@aws-sdk/client-ec2');
@@ -53,6 +55,13 @@ export async function resolveAmi(
   }
   const standIn = await newest(['self'], LOCAL_STAND_IN);
   if (standIn) return standIn;
+  if (opts.readOnly) {
+    // a preview registers nothing: plan with any image the local AWS ships (the stand-in is
+    // registered when the change is applied)
+    const any = await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }));
+    const id = any.Images?.find((i) => i.RootDeviceName)?.ImageId;
+    if (id) return id;
+  }
   const r = await ec2.send(
     new RegisterImageCommand({
       Name: LOCAL_STAND_IN,

@@ -242,3 +242,99 @@ export async function findKmsKeyArn(aws: AwsClients, alias: string): Promise<str
     });
   }
 }
+
+/** What exists of the bootstrap, as read (no write) by {@link inspectBootstrap}. */
+export interface BootstrapState {
+  /** the KMS key behind the alias, when it exists */
+  key?: { arn: string; id: string; state: string };
+  buckets: {
+    name: string;
+    role: 'state' | 'secrets';
+    exists: boolean;
+    versioning: boolean;
+    encrypted: boolean;
+    publicAccessBlocked: boolean;
+  }[];
+}
+
+/**
+ * Reads the bootstrap's state with read requests only (KMS DescribeKey, S3 HeadBucket,
+ * GetBucketVersioning, GetBucketEncryption, GetPublicAccessBlock): the input of
+ * {@link planBootstrap}. Nothing is created or changed.
+ * @throws PlatformError when a bucket belongs to another account (HTTP 403)
+ */
+export async function inspectBootstrap(aws: AwsClients, names: BootstrapNames): Promise<BootstrapState> {
+  const kms = await aws.kms();
+  const k = await import('@aws-sdk/client-kms');
+  let key: BootstrapState['key'];
+  try {
+    const d = await kms.send(new k.DescribeKeyCommand({ KeyId: names.kmsAlias }));
+    const meta = d.KeyMetadata!;
+    key = { arn: meta.Arn!, id: meta.KeyId!, state: meta.KeyState ?? 'Enabled' };
+  } catch (e) {
+    if ((e as Error).name !== 'NotFoundException') throw e;
+  }
+  const s3 = await aws.s3();
+  const c = await import('@aws-sdk/client-s3');
+  const buckets: BootstrapState['buckets'] = [];
+  for (const [name, role] of [
+    [names.stateBucket, 'state'],
+    [names.secretsBucket, 'secrets'],
+  ] as const) {
+    let exists = true;
+    try {
+      await s3.send(new c.HeadBucketCommand({ Bucket: name }));
+    } catch (e) {
+      const st = status(e);
+      if (st === 403)
+        throw new PlatformError(`bucket ${name} exists but belongs to another account or denies access`);
+      if (st !== 404 && (e as Error).name !== 'NotFound') throw e;
+      exists = false;
+    }
+    if (!exists) {
+      buckets.push({ name, role, exists, versioning: false, encrypted: false, publicAccessBlocked: false });
+      continue;
+    }
+    const v = await s3.send(new c.GetBucketVersioningCommand({ Bucket: name }));
+    const enc = await s3.send(new c.GetBucketEncryptionCommand({ Bucket: name })).catch(() => undefined);
+    const rule = enc?.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault;
+    const pab = await s3.send(new c.GetPublicAccessBlockCommand({ Bucket: name })).catch(() => undefined);
+    const p = pab?.PublicAccessBlockConfiguration;
+    buckets.push({
+      name,
+      role,
+      exists,
+      versioning: v.Status === BUCKET_SETTINGS.versioning,
+      encrypted: rule?.SSEAlgorithm === BUCKET_SETTINGS.sseAlgorithm && rule.KMSMasterKeyID === key?.arn,
+      publicAccessBlocked: Boolean(
+        p?.BlockPublicAcls && p.BlockPublicPolicy && p.IgnorePublicAcls && p.RestrictPublicBuckets,
+      ),
+    });
+  }
+  return { ...(key ? { key } : {}), buckets };
+}
+
+/**
+ * What {@link bootstrap} would do to reach its settings from `state`, one line per action
+ * (e.g. "create KMS key alias/kube-platform/prod", "enable versioning on s3://…"). Pure.
+ * @returns [] when everything is in place
+ * @throws PlatformError when the key is pending deletion or disabled (nothing could fix it safely)
+ */
+export function planBootstrap(state: BootstrapState, names: BootstrapNames): string[] {
+  const actions: string[] = [];
+  if (!state.key) actions.push(`create KMS key ${names.kmsAlias} (with yearly rotation)`);
+  else if (state.key.state === 'PendingDeletion' || state.key.state === 'Disabled')
+    throw new PlatformError(`KMS key ${names.kmsAlias} (${state.key.id}) is ${state.key.state}`, {
+      hint: 'cancel the deletion / enable the key: secrets encrypted with it cannot be read otherwise',
+    });
+  for (const b of state.buckets) {
+    if (!b.exists) {
+      actions.push(`create bucket s3://${b.name} (${b.role}: versioned, SSE-KMS, public access blocked)`);
+      continue;
+    }
+    if (!b.versioning) actions.push(`enable versioning on s3://${b.name}`);
+    if (!b.encrypted) actions.push(`set default SSE-KMS encryption on s3://${b.name}`);
+    if (!b.publicAccessBlocked) actions.push(`block public access on s3://${b.name}`);
+  }
+  return actions;
+}

@@ -1,4 +1,4 @@
-import { bootstrap } from '../aws/bootstrap.js';
+import { inspectBootstrap } from '../aws/bootstrap.js';
 import { openEnvironment } from '../context/environment.js';
 import { platformTerraform } from '../context/terraform.js';
 import { UserError } from '../errors.js';
@@ -87,8 +87,30 @@ export async function cleanupCommand(o: CleanupOptions): Promise<number> {
   const ctx = await openEnvironment({ env: o.env, local: o.local });
   try {
     const env = ctx.cfg.name;
-    const boot = await bootstrap(ctx.aws, ctx.names, env);
-    const { tf, vars, planFile } = await platformTerraform(ctx, boot.kmsKeyArn);
+    // cleanup never creates: it reads what exists, and an environment without state has
+    // nothing to destroy (no bucket, key or plan is made for it)
+    const state = await inspectBootstrap(ctx.aws, ctx.names);
+    const stateBucket = state.buckets.find((b) => b.role === 'state')!;
+    const hasState = stateBucket.exists && (await stateObjectExists(ctx));
+    if (!hasState) {
+      const left = [
+        ...state.buckets.filter((b) => b.exists).map((b) => `s3://${b.name}`),
+        ...(state.key ? [ctx.names.kmsAlias] : []),
+      ];
+      log.step(
+        `${env}: nothing to destroy (no Terraform state${left.length ? `; kept ${left.join(', ')}` : ''})`,
+      );
+      if (o.purge && left.length > 0) {
+        await confirmPurge(ctx.names, env);
+        const { purge } = await import('../aws/purge.js');
+        await purge(ctx.aws, ctx.names);
+      }
+      return 0;
+    }
+    const kmsKeyArn =
+      state.key?.arn ??
+      `arn:aws:kms:${ctx.cfg.region}:${ctx.identity.account}:key/00000000-0000-0000-0000-000000000000`;
+    const { tf, vars, planFile } = await platformTerraform(ctx, { kmsKeyArn, allowMissingSshKey: true });
     const summary = await tf.plan(vars, planFile, { destroy: true });
     const hint = `for scripts: cleanup -e ${env} --yes${guard.shared ? ` --confirm ${env}` : ''}`;
     if (summary.changes) {
@@ -118,4 +140,14 @@ export async function cleanupCommand(o: CleanupOptions): Promise<number> {
   } finally {
     await ctx.close();
   }
+}
+
+/** true when the environment's Terraform state object exists (HeadObject: a read). */
+async function stateObjectExists(ctx: Awaited<ReturnType<typeof openEnvironment>>): Promise<boolean> {
+  const s3 = await ctx.aws.s3();
+  const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+  return s3.send(new HeadObjectCommand({ Bucket: ctx.names.stateBucket, Key: ctx.names.stateKey })).then(
+    () => true,
+    () => false,
+  );
 }

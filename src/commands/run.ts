@@ -1,23 +1,33 @@
 import { bootstrap } from '../aws/bootstrap.js';
+import { type ChangeSet, changeSetJson, confirmationFor, hasChanges, planRun } from '../changeset/plan.js';
 import { publishAgent } from '../context/agent-bundle.js';
 import { openEnvironment, secretStore } from '../context/environment.js';
 import { platformTerraform } from '../context/terraform.js';
-import { TimeoutError, UserError } from '../errors.js';
+import { ConflictError, ExitCode, TimeoutError, UserError } from '../errors.js';
+import { ExecError } from '../exec/index.js';
 import { log } from '../log.js';
-import { displayPath, manifestsTemplateDir, secretsDir } from '../paths.js';
-import { confirmOrAbort } from '../prompt.js';
-import { LAYERS } from '../secrets/layers.js';
+import { displayPath, secretsDir } from '../paths.js';
+import { confirmOrAbort, typeBackOrAbort } from '../prompt.js';
+import { planPublish } from '../secrets/index-format.js';
 import { readLayerDir } from '../secrets/local.js';
-import { readIndexForPublish, readSeen, recordSeen } from '../secrets/seen.js';
+import { recordSeen } from '../secrets/seen.js';
 
 /** Options of `run` (README "run"). */
 export interface RunOptions {
   env: string;
   local?: boolean;
-  /** apply without asking */
+  /** apply without asking (outside play-* a risky change also needs `confirm`) */
   yes?: boolean;
-  /** stop after showing the plan */
+  /** the environment name, typed back, for scripts (with --yes) */
+  confirm?: string;
+  /** show the change set and stop: nothing is written anywhere */
   plan?: boolean;
+  /** print the change set as JSON on stdout (progress stays on stderr) */
+  json?: boolean;
+  /** with --plan: exit 7 when changes are pending, 0 when none */
+  exitCode?: boolean;
+  /** print Terraform's full plan text too */
+  diff?: boolean;
   /** bootstrap, PKI, render and publish only */
   skipTerraform?: boolean;
   /** wait until every master's agent applied the published secure generation */
@@ -36,142 +46,200 @@ async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * `run`: bootstrap → PKI → render manifests → publish → terraform init/plan/apply.
+ * `run`: plan → print → one confirmation → apply (DESIGN.md §1).
  *
- * Order matters for safety: the environment file is validated before anything is created
- * (exit 2), and every local artefact is rendered before anything is uploaded, so a bad
- * template uploads nothing.
- * @returns exit code 0
- * @throws AbortError (130) when the operator declines the plan; UserError (2) without a TTY and without --yes
+ * The plan ({@link planRun}) makes read requests only and writes no file: bootstrap actions,
+ * PKI to generate (in memory), per-layer diffs against the bucket's index, the agent, the
+ * Terraform plan (saved to a temporary plan file, -lock=false; on a new environment against an
+ * empty local state) and the policy report. `--plan`, a refusal by policy and a declined
+ * confirmation stop there. The apply then bootstraps, writes the PKI and manifests, publishes
+ * every layer against the indexes the plan was computed from (a moved generation is a
+ * conflict, exit 3), publishes the agent and applies exactly the saved Terraform plan (a state
+ * changed meanwhile is a conflict; on a new environment the plan is recomputed against the new
+ * state bucket and must list the same resources and actions).
+ * @returns 0; 7 with --exit-code when --plan found changes
+ * @throws PolicyError (6), AbortError (130) when declined, UserError (2) without a TTY and
+ *   without --yes, ConflictError (3), TimeoutError (5) with --wait
  */
 export async function runCommand(o: RunOptions): Promise<number> {
-  if (!o.yes && !o.plan && !o.skipTerraform && !process.stdin.isTTY) {
+  if (!o.yes && !o.plan && !process.stdin.isTTY) {
     throw new UserError('run would ask before applying, but stdin is not a terminal', {
       hint: `review with: run -e ${o.env} --plan; apply non-interactively with: run -e ${o.env} --yes`,
     });
   }
+  if (o.confirm !== undefined && o.confirm !== o.env)
+    throw new UserError(`--confirm ${o.confirm} does not match the environment ${o.env}`);
+  if (o.exitCode && !o.plan) throw new UserError('--exit-code goes with --plan');
   const ctx = await openEnvironment({ env: o.env, local: o.local });
+  let cs: ChangeSet | undefined;
   try {
     const { cfg } = ctx;
-    const secrets = secretsDir(cfg.name);
-    // Render first, in memory: a bad template fails here, before anything is created.
-    const rendered = await step(`render ${displayPath(manifestsTemplateDir())}`, async () => {
-      const { renderTree, manifestValues } = await import('../manifests/index.js');
-      const files = await renderTree(manifestsTemplateDir(), manifestValues(cfg));
-      log.info(`${files.length} files`);
-      return files;
-    });
-    // Policy before anything is written: the environment, the manifests and the bootstrap
-    // settings now; the Terraform plan's rules again before the apply.
-    const { evaluatePolicy } = await import('../policy/index.js');
-    const { assertPolicy, policyInputFor, printPolicyReport } = await import('./policy.js');
-    const pre = evaluatePolicy(await policyInputFor(cfg, { account: ctx.identity.account }), {
-      waivers: cfg.waivers,
-    });
-    if (pre.blocking) {
-      await printPolicyReport(pre);
-      assertPolicy(pre);
-    }
-    const boot = await step('bootstrap: KMS key, state bucket, secrets bucket', () =>
-      bootstrap(ctx.aws, ctx.names, cfg.name),
+    cs = await step('plan: bootstrap, PKI, layers, agent, terraform, policy', () =>
+      planRun(ctx, { skipTerraform: Boolean(o.skipTerraform) }),
     );
-    if (boot.changed.length === 0) log.info('already in place');
-
-    const pki = await step(`PKI and kubeconfigs in ${displayPath(secrets)}`, async () => {
-      const { ensurePki, pkiPlanFor } = await import('../secrets/pki/index.js');
-      return ensurePki(secrets, pkiPlanFor(cfg));
-    });
-    log.info(`${pki.created.length} created, ${pki.kept.length} kept`);
-    for (const e of pki.expiring)
-      log.warn(`${e.path} expires in ${e.daysLeft} days (${e.notAfter.toISOString()})`);
-
-    await step(`write manifests into ${displayPath(secrets)}`, async () => {
-      const { writeRendered } = await import('../manifests/index.js');
-      const w = await writeRendered(secrets, rendered);
-      log.info(`${w.written.length} written, ${w.unchanged.length} unchanged`);
-    });
-
-    const { store, keys } = await secretStore(ctx, boot.kmsKeyArn);
-    let secureGeneration = 0;
-    await step(`publish to s3://${ctx.names.secretsBucket}`, async () => {
-      // every layer's files are uploaded before any index is written: a conflict on the
-      // first index write publishes nothing
-      // (local files and every index are checked before the first upload)
-      const local = [];
-      for (const layer of LAYERS) {
-        const files = await readLayerDir(secrets, layer);
-        if (files.length > 0) local.push({ layer, files });
-      }
-      const seen = await readSeen(secrets);
-      const bases = [];
-      for (const { layer } of local) bases.push(await readIndexForPublish(store, layer, seen));
-      const prepared = [];
-      for (const [i, { layer, files }] of local.entries())
-        prepared.push(await store.prepare(layer, files, { base: bases[i] ?? null }));
-      for (const p of prepared) {
-        const r = p.next ? await store.commit(p) : p.result;
-        if (r.generation > 0) await recordSeen(secrets, { [r.layer]: r.generation });
-        if (r.layer === 'secure') secureGeneration = r.generation;
-        const plan = r.plan;
-        log.info(
-          `${r.layer}: generation ${r.generation}${r.published ? '' : ' (unchanged)'}: ${plan.added.length} added, ${plan.changed.length} changed, ${plan.removed.length} removed, ${plan.unchanged.length} unchanged`,
+    const { formatChangeSet } = await import('../changeset/format.js');
+    const { assertPolicy, printPolicyReport } = await import('./policy.js');
+    const terraformText =
+      o.diff && cs.terraform?.summary.changes
+        ? await cs.terraform.tf.tf.showPlan(cs.terraform.summary.planFile)
+        : undefined;
+    if (o.json) process.stdout.write(`${JSON.stringify(changeSetJson(cs), null, 2)}\n`);
+    else {
+      process.stdout.write(formatChangeSet(cs, terraformText ? { terraformText } : {}));
+      process.stdout.write('\n## policy\n');
+      await printPolicyReport(cs.policy);
+    }
+    assertPolicy(cs.policy);
+    const pending = hasChanges(cs);
+    if (!pending) {
+      log.step(`${cfg.name}: no changes; everything is up to date`);
+      return o.plan ? ExitCode.ok : converge(ctx, o, 0);
+    }
+    if (o.plan) {
+      log.step(`${cfg.name}: plan only: nothing was written`);
+      return o.exitCode ? ExitCode.changesPending : ExitCode.ok;
+    }
+    const how = confirmationFor(cs);
+    const hint = `for scripts: run -e ${cfg.name} --yes${how === 'type-back' ? ` --confirm ${cfg.name}` : ''}`;
+    if (o.yes) {
+      if (how === 'type-back' && o.confirm !== cfg.name)
+        throw new UserError(
+          `this change destroys or replaces resources or changes the secure layer's static pods of ${cfg.name}: --yes also needs --confirm ${cfg.name}`,
         );
-      }
-      log.info(`${store.puts} PutObject, ${keys.requests} KMS requests`);
-    });
-
-    await step('publish the manifest-sync agent', () => publishAgent(ctx, boot.kmsKeyArn));
-
-    const converge = async (): Promise<number> => {
-      if (!o.wait) return 0;
-      const timeoutS = Number(o.waitTimeout ?? 300);
-      if (!Number.isFinite(timeoutS) || timeoutS <= 0)
-        throw new UserError(`--wait-timeout ${o.waitTimeout}: must be seconds > 0`);
-      const { listInstances } = await import('../aws/inventory.js');
-      const { waitForConvergence, formatConvergence } = await import('../fleet/convergence.js');
-      log.step(
-        `waiting for the masters to apply secure generation ${secureGeneration} (up to ${timeoutS} s)`,
+    } else if (how === 'type-back') {
+      await typeBackOrAbort(
+        `this change destroys or replaces resources or restarts control-plane static pods: type the environment name to apply it to ${cfg.name}`,
+        cfg.name,
+        hint,
       );
-      const r = await waitForConvergence({
-        store,
-        instances: await listInstances(ctx.aws, cfg.name),
-        layer: 'secure',
-        generation: secureGeneration,
-        timeoutS,
-      });
-      if (r.converged < r.total) throw new TimeoutError(formatConvergence(r));
-      log.step(formatConvergence(r));
-      return 0;
-    };
-
-    if (o.skipTerraform) return converge();
-    const { tf, vars, planFile } = await step('terraform init', () => platformTerraform(ctx, boot.kmsKeyArn));
-    const summary = await step('terraform plan', () => tf.plan(vars, planFile));
-    const report = evaluatePolicy(
-      await policyInputFor(cfg, {
-        plan: await tf.showJson(planFile),
-        account: ctx.identity.account,
-        kmsKeyArn: boot.kmsKeyArn,
-      }),
-      { waivers: cfg.waivers },
-    );
-    await printPolicyReport(report);
-    assertPolicy(report);
-    if (!summary.changes) {
-      log.step('terraform: no changes; the platform is up to date');
-      return converge();
+    } else {
+      await confirmOrAbort(`apply this change to ${cfg.name} (account ${ctx.identity.account})?`, hint);
     }
-    log.step(`plan: ${summary.add} to add, ${summary.change} to change, ${summary.destroy} to destroy`);
-    if (o.plan) return 0;
-    if (!o.yes) {
-      await confirmOrAbort(
-        `apply this plan to ${cfg.name} (account ${ctx.identity.account})?`,
-        `review with: run -e ${cfg.name} --plan; apply non-interactively with: run -e ${cfg.name} --yes`,
-      );
-    }
-    await step('terraform apply', () => tf.apply(planFile));
-    return converge();
+    const secureGeneration = await applyRun(ctx, cs);
+    return converge(ctx, o, secureGeneration);
   } finally {
+    await cs?.terraform?.tf.dispose();
     await ctx.close();
   }
+}
+
+/**
+ * Applies a change set computed by planRun, in order: bootstrap, PKI, manifests, layers
+ * (against the indexes the plan read), agent, the saved Terraform plan.
+ * @returns the secure layer's generation after the publish
+ * @throws ConflictError (3) when a layer, the local files or the Terraform state moved since the plan
+ */
+export async function applyRun(
+  ctx: Awaited<ReturnType<typeof openEnvironment>>,
+  cs: ChangeSet,
+): Promise<number> {
+  const { cfg } = ctx;
+  const secrets = secretsDir(cfg.name);
+  const boot = await step('bootstrap: KMS key, state bucket, secrets bucket', () =>
+    bootstrap(ctx.aws, ctx.names, cfg.name),
+  );
+  await step(`PKI and kubeconfigs in ${displayPath(secrets)}`, async () => {
+    const { applyPki } = await import('../secrets/pki/index.js');
+    const r = await applyPki(cs.pki);
+    log.info(`${r.created.length} created, ${r.kept.length} kept`);
+  });
+  await step(`write manifests into ${displayPath(secrets)}`, async () => {
+    const { writeRendered } = await import('../manifests/index.js');
+    const w = await writeRendered(secrets, cs.rendered);
+    log.info(`${w.written.length} written, ${w.unchanged.length} unchanged`);
+  });
+  const { store, keys } = await secretStore(ctx, boot.kmsKeyArn);
+  let secureGeneration = cs.layers.find((l) => l.layer === 'secure')?.generation ?? 0;
+  await step(`publish to s3://${ctx.names.secretsBucket}`, async () => {
+    // the local files must be those the plan was computed from, and every layer is uploaded
+    // before any index is written against the index the plan read: a conflict on the first
+    // index write publishes nothing
+    const prepared = [];
+    for (const change of cs.layers) {
+      const files = await readLayerDir(secrets, change.layer);
+      const now = Object.fromEntries(files.map((f) => [f.path, f.sha256]));
+      if (JSON.stringify(now) !== JSON.stringify(change.digests))
+        throw new ConflictError(
+          `secrets/${cfg.name}/${change.layer} changed since the plan; nothing was published`,
+          {
+            hint: `run -e ${cfg.name} again to see the current change`,
+          },
+        );
+      const again = planPublish(files, change.base?.index);
+      if (JSON.stringify(again) !== JSON.stringify(change.plan))
+        throw new ConflictError(
+          `layer ${change.layer}: the change differs from the plan; nothing was published`,
+        );
+      prepared.push(await store.prepare(change.layer, files, { base: change.base }));
+    }
+    for (const p of prepared) {
+      const r = p.next ? await store.commit(p) : p.result;
+      if (r.generation > 0) await recordSeen(secrets, { [r.layer]: r.generation });
+      if (r.layer === 'secure') secureGeneration = r.generation;
+      log.info(`${r.layer}: generation ${r.generation}${r.published ? '' : ' (unchanged)'}`);
+    }
+    log.info(`${store.puts} PutObject, ${keys.requests} KMS requests`);
+  });
+  if (cs.agent.publish)
+    await step('publish the manifest-sync agent', () => publishAgent(ctx, boot.kmsKeyArn));
+  const t = cs.terraform;
+  if (t?.summary.changes) {
+    if (t.emptyState) {
+      // planned against an empty local state before the state bucket existed: plan again
+      // against it (now empty too) and apply only if it is the same change
+      const real = await step('terraform init', () => platformTerraform(ctx, boot.kmsKeyArn));
+      const summary = await step('terraform plan (against the new state bucket)', () =>
+        real.tf.plan(real.vars, real.planFile),
+      );
+      const { planView } = await import('../policy/index.js');
+      const now = planView(summary.json)
+        .resources.filter((r) => !r.actions.every((a) => a === 'no-op' || a === 'read'))
+        .map((r) => ({ address: r.address, actions: r.actions }));
+      if (JSON.stringify(now) !== JSON.stringify(t.resources))
+        throw new ConflictError(
+          'the Terraform plan against the new state differs from the one shown; nothing applied',
+          {
+            hint: `run -e ${cfg.name} again to review the current plan`,
+          },
+        );
+      await step('terraform apply', () => real.tf.apply(summary.planFile));
+    } else {
+      await step('terraform apply (the plan shown)', () =>
+        t.tf.tf.apply(t.summary.planFile).catch((e: unknown) => {
+          if (e instanceof ExecError && /stale|Saved plan/i.test(e.message))
+            throw new ConflictError('the Terraform state changed since the plan; nothing was applied', {
+              cause: e,
+              hint: `run -e ${cfg.name} again to review the current plan`,
+            });
+          throw e;
+        }),
+      );
+      // next time the plan can use the environment's own data directory (init skipped)
+      if (!t.tf.persistent) await platformTerraform(ctx, boot.kmsKeyArn);
+    }
+  }
+  return secureGeneration;
+}
+
+async function converge(
+  ctx: Awaited<ReturnType<typeof openEnvironment>>,
+  o: RunOptions,
+  secureGeneration: number,
+): Promise<number> {
+  if (!o.wait) return 0;
+  const timeoutS = Number(o.waitTimeout ?? 300);
+  const { store } = await secretStore(ctx);
+  const { listInstances } = await import('../aws/inventory.js');
+  const { waitForConvergence, formatConvergence } = await import('../fleet/convergence.js');
+  log.step(`waiting for the masters to apply secure generation ${secureGeneration} (up to ${timeoutS} s)`);
+  const r = await waitForConvergence({
+    store,
+    instances: await listInstances(ctx.aws, ctx.cfg.name),
+    layer: 'secure',
+    generation: secureGeneration,
+    timeoutS,
+  });
+  if (r.converged < r.total) throw new TimeoutError(formatConvergence(r));
+  log.step(formatConvergence(r));
+  return 0;
 }

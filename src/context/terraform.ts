@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveAmi } from '../aws/ami.js';
 import { UserError } from '../errors.js';
 import { displayPath, secretsDir, stateDir, terraformDir } from '../paths.js';
-import type { Terraform } from '../terraform/driver.js';
+import type { BackendSettings, Terraform } from '../terraform/driver.js';
 import { agentBundle } from './agent-bundle.js';
 import type { EnvContext } from './environment.js';
 
@@ -11,51 +12,139 @@ import type { EnvContext } from './environment.js';
 export interface PlatformTerraform {
   tf: Terraform;
   vars: Record<string, unknown>;
-  /** where plans of this environment are written (git-ignored .platform/<env>/) */
+  /** where the plan of this environment is written */
   planFile: string;
+  /** where the variables file is written (the data directory, or a temp dir for a preview) */
+  varFile: string;
+  /** true when planning against an empty local state (the environment has no state bucket yet) */
+  emptyState: boolean;
+  /** true when this Terraform works in the environment's own data directory */
+  persistent: boolean;
+  /** removes the temporary directories of a preview (no-op otherwise) */
+  dispose(): Promise<void>;
+}
+
+export interface PlatformTerraformOptions {
+  /** the environment key's ARN; before the bootstrap, a placeholder ARN of the right shape */
+  kmsKeyArn: string;
+  /** the SSH public key line; default: read from secrets/<env>/common/ssh/<env>.pub */
+  sshPublicKey?: string;
+  /**
+   * a preview: write nothing under platform/terraform, the data directory or AWS — init in a
+   * temporary data directory unless the real one is initialised for this backend already,
+   * variables and plan file in a temporary directory, `-lock=false`; with `emptyState`, a
+   * temporary copy of the root module with a local backend over an empty state.
+   */
+  preview?: boolean;
+  /** the state bucket does not exist yet (preview only) */
+  emptyState?: boolean;
+  /** destroy plans may use a stand-in SSH key when none is local (cleanup) */
+  allowMissingSshKey?: boolean;
+}
+
+/** A syntactically valid OpenSSH key line for destroy plans without the local key (never installed). */
+const STAND_IN_SSH_KEY =
+  'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA stand-in';
+
+/** The S3 backend of an environment. */
+export function backendOf(ctx: EnvContext): BackendSettings {
+  return {
+    bucket: ctx.names.stateBucket,
+    key: ctx.names.stateKey,
+    region: ctx.cfg.region,
+    ...(ctx.aws.settings.endpoint ? { endpoint: ctx.aws.settings.endpoint } : {}),
+  };
 }
 
 /**
  * Builds the platform Terraform of an environment: the driver over platform/terraform
- * with a per-environment data dir, `init` against the S3 backend in the state bucket, and
- * the root variables from the environment file, the bootstrap results and the agent bundle.
- * Shared by `run` (plan/apply) and `cleanup` (destroy) so both see the same inputs.
+ * with a per-environment data dir, `init` against the S3 backend in the state bucket
+ * (skipped when the data directory was initialised with the same backend, modules and lock
+ * file), and the root variables from the environment file, the bootstrap results and the
+ * agent bundle. Shared by `run` (plan/apply) and `cleanup` (destroy).
  *
  * @throws UserError when the environment's SSH public key is missing locally (run, or fetch-secrets)
  */
-export async function platformTerraform(ctx: EnvContext, kmsKeyArn: string): Promise<PlatformTerraform> {
+export async function platformTerraform(
+  ctx: EnvContext,
+  kmsKeyArnOrOpts: string | PlatformTerraformOptions,
+): Promise<PlatformTerraform> {
+  const o: PlatformTerraformOptions =
+    typeof kmsKeyArnOrOpts === 'string' ? { kmsKeyArn: kmsKeyArnOrOpts } : kmsKeyArnOrOpts;
   const { cfg } = ctx;
-  const pub = path.join(secretsDir(cfg.name), 'common', 'ssh', `${cfg.name}.pub`);
-  const sshPublicKey = (
-    await readFile(pub, 'utf8').catch(() => {
+  let sshPublicKey = o.sshPublicKey?.trim();
+  if (sshPublicKey === undefined) {
+    const pub = path.join(secretsDir(cfg.name), 'common', 'ssh', `${cfg.name}.pub`);
+    const text = await readFile(pub, 'utf8').catch(() => undefined);
+    if (text === undefined && !o.allowMissingSshKey)
       throw new UserError(`${displayPath(pub)} is missing`, {
         hint: `fetch-secrets -e ${cfg.name}, or run -e ${cfg.name}`,
       });
-    })
-  ).trim();
-  const amiId = await resolveAmi(ctx.aws, cfg.nodeAmi, Boolean(ctx.aws.settings.endpoint));
+    sshPublicKey = (text ?? STAND_IN_SSH_KEY).trim();
+  }
+  const amiId = await resolveAmi(ctx.aws, cfg.nodeAmi, Boolean(ctx.aws.settings.endpoint), {
+    readOnly: Boolean(o.preview),
+  });
   const agent = await agentBundle();
   const { Terraform } = await import('../terraform/driver.js');
   const { tfVars } = await import('../terraform/vars.js');
-  const tf = await Terraform.create({
-    dir: terraformDir(),
-    dataDir: path.join(stateDir(cfg.name), 'terraform'),
-    env: ctx.local?.env ?? {},
-  });
-  await tf.init({
-    bucket: ctx.names.stateBucket,
-    key: ctx.names.stateKey,
-    region: cfg.region,
-    ...(ctx.aws.settings.endpoint ? { endpoint: ctx.aws.settings.endpoint } : {}),
-  });
   const vars = tfVars(cfg, {
     amiId,
     sshPublicKey,
     secretsBucket: ctx.names.secretsBucket,
-    kmsKeyArn,
+    kmsKeyArn: o.kmsKeyArn,
     agentBucket: ctx.names.stateBucket,
     agentObjectKey: agent.key,
     agentSha256: agent.sha256,
   });
-  return { tf, vars, planFile: path.join(stateDir(cfg.name), 'platform.tfplan') };
+  const env = ctx.local?.env ?? {};
+  const dataDir = path.join(stateDir(cfg.name), 'terraform');
+  const backend = backendOf(ctx);
+  if (!o.preview) {
+    const tf = await Terraform.create({ dir: terraformDir(), dataDir, env });
+    await tf.initIfNeeded(backend);
+    return {
+      tf,
+      vars,
+      planFile: path.join(stateDir(cfg.name), 'platform.tfplan'),
+      varFile: path.join(dataDir, 'platform.tfvars.json'),
+      emptyState: false,
+      persistent: true,
+      dispose: async () => {},
+    };
+  }
+  const tmp = await mkdtemp(path.join(tmpdir(), `kp-plan-${cfg.name}-`));
+  const dispose = () => rm(tmp, { recursive: true, force: true });
+  try {
+    const files = { planFile: path.join(tmp, 'platform.tfplan'), varFile: path.join(tmp, 'vars.json') };
+    // the fast path: the environment's own data directory, initialised for this backend
+    // (plan with -lock=false and temporary vars and plan files writes nothing there)
+    if (!o.emptyState && (await readFile(path.join(dataDir, 'kp-init.sha256'), 'utf8').catch(() => ''))) {
+      const real = await Terraform.create({ dir: terraformDir(), dataDir, env, quiet: true });
+      if (await real.isInitialised(backend))
+        return { tf: real, vars, ...files, emptyState: false, persistent: true, dispose };
+    }
+    // otherwise a copy of the root module (init writes its lock file into the module
+    // directory) with a temporary data directory; for an environment without a state
+    // bucket, an override file replaces the S3 backend with a local one over an empty state
+    const root = path.join(tmp, 'root');
+    await cp(terraformDir(), root, {
+      recursive: true,
+      filter: (src) => !path.basename(src).startsWith('.terraform'),
+    });
+    const tf = await Terraform.create({ dir: root, dataDir: path.join(tmp, 'data'), env, quiet: true });
+    if (o.emptyState) {
+      await writeFile(
+        path.join(root, 'kp_backend_override.tf'),
+        `terraform {\n  backend "local" {\n    path = ${JSON.stringify(path.join(tmp, 'empty.tfstate'))}\n  }\n}\n`,
+      );
+      await tf.initLocal();
+    } else {
+      await tf.init(backend);
+    }
+    return { tf, vars, ...files, emptyState: Boolean(o.emptyState), persistent: false, dispose };
+  } catch (e) {
+    await dispose();
+    throw e;
+  }
 }

@@ -1,4 +1,5 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { PlatformError, UserError } from '../errors.js';
@@ -126,7 +127,9 @@ export class Terraform {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const mirror = await resolveMirror();
     const cliConfig = path.join(dataDir, 'cli.tfrc');
-    await writeFile(cliConfig, await cliConfigFor(settings.dir, mirror));
+    const text = await cliConfigFor(settings.dir, mirror);
+    // written only when it differs: a plan must leave the data directory byte-identical
+    if ((await readFile(cliConfig, 'utf8').catch(() => undefined)) !== text) await writeFile(cliConfig, text);
     log.debug(`terraform: ${binary} ${version}, data ${dataDir}, provider mirror ${mirror ?? 'none'}`);
     return new Terraform(settings, binary, version, cliConfig);
   }
@@ -141,22 +144,57 @@ export class Terraform {
    * @throws ExecError when terraform fails
    */
   async init(backend: BackendSettings): Promise<void> {
-    const config: string[] = [
-      `bucket=${backend.bucket}`,
-      `key=${backend.key}`,
-      `region=${backend.region}`,
-      'encrypt=true',
-      'use_lockfile=true',
-    ];
-    if (backend.endpoint !== undefined) {
-      const url = parseEndpoint(backend.endpoint);
-      const e = hclString(url);
-      config.push('use_path_style=true', `endpoints={s3=${e},sts=${e},iam=${e}}`);
-    }
+    const config = backendConfig(backend);
     await this.#run(
       ['init', '-input=false', '-reconfigure', ...config.map((c) => `-backend-config=${c}`)],
       'stream',
     );
+    await writeFile(path.join(this.settings.dataDir, INIT_MARKER), `${await this.#initDigest(config)}\n`);
+  }
+
+  /**
+   * true when the data directory was initialised by {@link init} with this backend
+   * configuration, this binary and the same module sources and provider lock file: `init`
+   * would change nothing and can be skipped (it costs 2-8 s).
+   */
+  async isInitialised(backend: BackendSettings): Promise<boolean> {
+    const marker = await readFile(path.join(this.settings.dataDir, INIT_MARKER), 'utf8').catch(() => '');
+    return marker.trim() === (await this.#initDigest(backendConfig(backend)));
+  }
+
+  /** {@link init} unless {@link isInitialised}. @returns true when init ran */
+  async initIfNeeded(backend: BackendSettings): Promise<boolean> {
+    if (await this.isInitialised(backend)) {
+      log.debug('terraform: backend configuration unchanged, init skipped');
+      return false;
+    }
+    await this.init(backend);
+    return true;
+  }
+
+  /**
+   * `init` of a root module whose backend an override file sets (a local backend for the
+   * plan of an environment that has no state bucket yet). No -backend-config.
+   */
+  async initLocal(): Promise<void> {
+    await this.#run(['init', '-input=false', '-reconfigure'], 'stream');
+  }
+
+  /** SHA-256 over what decides whether init is needed: backend config, binary, module calls, lock file. */
+  async #initDigest(config: string[]): Promise<string> {
+    const h = createHash('sha256');
+    h.update(JSON.stringify({ config, binary: this.binary, version: this.version }));
+    h.update(
+      (await readFile(path.join(this.settings.dir, '.terraform.lock.hcl'), 'utf8').catch(() => '')) ?? '',
+    );
+    const { listFiles } = await import('../fsutil.js');
+    for (const f of (await listFiles(this.settings.dir)).filter((x) => x.endsWith('.tf')).sort()) {
+      const text = await readFile(path.join(this.settings.dir, f), 'utf8');
+      // module calls and provider requirements are what init installs
+      for (const line of text.split('\n'))
+        if (/^\s*(source|version)\s*=/.test(line)) h.update(`${f}:${line.trim()}\n`);
+    }
+    return h.digest('hex');
   }
 
   /**
@@ -197,16 +235,17 @@ export class Terraform {
   async plan(
     vars: Record<string, unknown>,
     planFile: string,
-    opts: { destroy?: boolean } = {},
+    opts: { destroy?: boolean; lock?: boolean; varFile?: string; json?: boolean } = {},
   ): Promise<PlanSummary> {
-    const varFile = await this.writeVars(vars);
+    const varFile = await this.writeVars(vars, opts.varFile);
     const out = path.resolve(this.settings.dataDir, planFile);
     const r = await this.#run(
       [
         'plan',
         '-input=false',
         '-detailed-exitcode',
-        this.#lockTimeout(),
+        // lock=false: a plan that only previews must not write the state lock object
+        ...(opts.lock === false ? ['-lock=false'] : [this.#lockTimeout()]),
         `-var-file=${varFile}`,
         `-out=${out}`,
         ...(opts.destroy ? ['-destroy'] : []),
@@ -215,7 +254,13 @@ export class Terraform {
       true,
     );
     if (r.exitCode !== 0 && r.exitCode !== 2) throw new ExecError(`${this.binary} plan`, r);
-    return { changes: r.exitCode === 2, ...summarizePlan(await this.showJson(out)), planFile: out };
+    const changes = r.exitCode === 2;
+    // `show -json` loads every provider schema (seconds): skipped for a plan without changes
+    // unless the caller needs the JSON (opts.json)
+    if (!changes && opts.json === false)
+      return { changes, add: 0, change: 0, destroy: 0, addresses: [], planFile: out };
+    const json = await this.showJson(out);
+    return { changes, ...summarizePlan(json), planFile: out, json };
   }
 
   /** The saved plan as text for the operator (`show -no-color`). @throws ExecError */
@@ -282,8 +327,10 @@ export class Terraform {
    * Writes the variables to `<dataDir>/platform.tfvars.json` with mode 0600 and returns its path.
    * @throws PlatformError when a value cannot be serialised
    */
-  async writeVars(vars: Record<string, unknown>): Promise<string> {
-    const file = path.join(this.settings.dataDir, VARS_FILE);
+  async writeVars(
+    vars: Record<string, unknown>,
+    file = path.join(this.settings.dataDir, VARS_FILE),
+  ): Promise<string> {
     let text: string;
     try {
       text = `${JSON.stringify(vars, null, 2)}\n`;
@@ -393,6 +440,25 @@ async function binaryVersion(binary: string, cwd: string): Promise<string> {
     throw new PlatformError(`cannot tell the version of ${binary} from: ${r.stdout.slice(0, 200)}`);
   }
   return version;
+}
+
+/** Marker file in the data directory: the digest of the last successful init. */
+const INIT_MARKER = 'kp-init.sha256';
+
+/** The -backend-config values of an S3 backend. @throws UserError for a bad endpoint */
+function backendConfig(backend: BackendSettings): string[] {
+  const config: string[] = [
+    `bucket=${backend.bucket}`,
+    `key=${backend.key}`,
+    `region=${backend.region}`,
+    'encrypt=true',
+    'use_lockfile=true',
+  ];
+  if (backend.endpoint !== undefined) {
+    const e = hclString(parseEndpoint(backend.endpoint));
+    config.push('use_path_style=true', `endpoints={s3=${e},sts=${e},iam=${e}}`);
+  }
+  return config;
 }
 
 /** Validates a backend endpoint: an http(s) URL. @throws UserError */

@@ -24,6 +24,8 @@ export interface PlanSummary {
   addresses: string[];
   /** absolute path of the saved plan (the input of Terraform.apply (driver.ts)) */
   planFile: string;
+  /** the plan as JSON (`show -json`), when it was read */
+  json?: unknown;
 }
 
 const planJson = z.object({

@@ -4,13 +4,23 @@ import { type CommandSpec, envOption, localOption, STD_EXIT, secondsArg } from '
 /** The `run` command's flags; the handler is src/commands/run.ts, imported when it runs. */
 export const runSpec: CommandSpec = {
   name: 'run',
-  summary: 'bootstrap, render and publish manifests, then plan and apply the platform Terraform',
+  summary:
+    'plan the whole change (bootstrap, PKI, layers, agent, Terraform, policy), ask once, then apply it',
   configure: (c) =>
     c
       .addOption(envOption())
       .addOption(localOption())
-      .addOption(new Option('--yes', 'apply without asking').conflicts('plan'))
-      .addOption(new Option('--plan', 'stop after showing the plan'))
+      .addOption(
+        new Option(
+          '--yes',
+          'apply without asking (a risky change outside play-* also needs --confirm ENV)',
+        ).conflicts('plan'),
+      )
+      .addOption(new Option('--confirm <env>', 'the environment name, typed back, for scripts (with --yes)'))
+      .addOption(new Option('--plan', 'show the change set and stop: nothing is written anywhere'))
+      .addOption(new Option('--json', 'print the change set as JSON on stdout'))
+      .addOption(new Option('--exit-code', 'with --plan: exit 7 when changes are pending, 0 when none'))
+      .addOption(new Option('--diff', "print Terraform's full plan too"))
       .addOption(new Option('--skip-terraform', 'bootstrap, render and publish only'))
       .addOption(
         new Option(
@@ -24,10 +34,17 @@ export const runSpec: CommandSpec = {
           .default(300),
       ),
   run: async (o) => (await import('../../commands/run.js')).runCommand(o as never),
-  example: ['run -e prod --plan', 'run -e play-alice --yes', 'run -e prod --yes --wait'],
+  example: [
+    'run -e prod --plan',
+    'run -e prod --plan --json --exit-code',
+    'run -e play-alice --yes',
+    'run -e prod --yes --confirm prod --wait',
+  ],
   exitCodes: [
     ...STD_EXIT,
-    '3 conflict: another publish won',
+    '3 conflict: a layer, the local files or the Terraform state moved since the plan; nothing more applied',
+    '6 refused by policy (rule, resource and attribute named); nothing written',
+    '7 --plan --exit-code: changes are pending',
     '5 --wait timed out: not every master converged (named)',
     '130 declined at the prompt',
   ],

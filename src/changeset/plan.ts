@@ -1,0 +1,292 @@
+import { createPatch } from 'diff';
+import { type BootstrapState, inspectBootstrap, planBootstrap } from '../aws/bootstrap.js';
+import { agentBundle } from '../context/agent-bundle.js';
+import type { EnvContext } from '../context/environment.js';
+import { type PlatformTerraform, platformTerraform } from '../context/terraform.js';
+import type { RenderedFile } from '../manifests/index.js';
+import { manifestsTemplateDir, secretsDir } from '../paths.js';
+import type { PolicyReport } from '../policy/index.js';
+import { sha256 } from '../secrets/envelope.js';
+import { type PublishPlan, planPublish } from '../secrets/index-format.js';
+import { LAYERS, type Layer } from '../secrets/layers.js';
+import { readLayerDir } from '../secrets/local.js';
+import type { PkiChanges } from '../secrets/pki/index.js';
+import type { IndexSnapshot, LocalFile } from '../secrets/store.js';
+import type { PlanSummary } from '../terraform/plan.js';
+import { isSecretFile } from './secret-paths.js';
+
+/**
+ * The change set of `run` (README "run"): everything one apply would do, computed with
+ * read requests only and without writing any file under secrets/ or the Terraform
+ * directories. New keys and certificates exist only in memory (in `pki`), and are written
+ * by the apply; they are never printed or serialised.
+ */
+export interface ChangeSet {
+  environment: string;
+  account: string;
+  /** bootstrap actions; [] = in place */
+  bootstrap: string[];
+  bootstrapState: BootstrapState;
+  pki: PkiChanges;
+  rendered: RenderedFile[];
+  layers: LayerChange[];
+  agent: { key: string; sha256: string; publish: boolean };
+  /** undefined with --skip-terraform */
+  terraform?: {
+    summary: PlanSummary;
+    /** resources with an action other than no-op/read */
+    resources: { address: string; actions: string[] }[];
+    emptyState: boolean;
+    tf: PlatformTerraform;
+  };
+  policy: PolicyReport;
+}
+
+/** One layer's publish against the bucket's current index. */
+export interface LayerChange {
+  layer: Layer;
+  /** generation now current (0: never published) */
+  generation: number;
+  plan: PublishPlan;
+  /** unified diffs of changed/added non-secret files, by path; keys and credentials are absent */
+  diffs: Record<string, string>;
+  /** the index the plan was computed against (null: none); the apply publishes against it */
+  base: IndexSnapshot | null;
+  /** sha256 of each local file the plan was computed from, to detect a change before the apply */
+  digests: Record<string, string>;
+}
+
+/** A KMS key ARN of the right shape for planning an environment whose key does not exist yet. */
+export function placeholderKeyArn(region: string, account: string): string {
+  return `arn:aws:kms:${region}:${account}:key/00000000-0000-0000-0000-000000000000`;
+}
+
+/**
+ * The layer files as they will be after the apply, in memory: what is in secrets/<env>/,
+ * overlaid with the PKI's writes and mode fixes and with the rendered files.
+ */
+export async function desiredLayerFiles(
+  secrets: string,
+  pki: PkiChanges,
+  rendered: RenderedFile[],
+): Promise<Map<Layer, LocalFile[]>> {
+  const out = new Map<Layer, LocalFile[]>();
+  const overlay = new Map<string, { content: Buffer; mode: number }>();
+  for (const w of pki.writes) overlay.set(w.path, { content: Buffer.from(w.content, 'utf8'), mode: 0o600 });
+  for (const f of rendered) overlay.set(f.path, { content: Buffer.from(f.content, 'utf8'), mode: f.mode });
+  const modeFix = new Set(pki.modeFixes.map((m) => m.path));
+  for (const layer of LAYERS) {
+    const byPath = new Map<string, LocalFile>();
+    for (const f of await readLayerDir(secrets, layer)) {
+      byPath.set(f.path, modeFix.has(`${layer}/${f.path}`) ? { ...f, mode: 0o600 } : f);
+    }
+    for (const [full, o] of overlay) {
+      if (!full.startsWith(`${layer}/`)) continue;
+      const rel = full.slice(layer.length + 1);
+      byPath.set(rel, {
+        path: rel,
+        content: o.content,
+        sha256: sha256(o.content),
+        size: o.content.length,
+        mode: o.mode,
+      });
+    }
+    out.set(
+      layer,
+      [...byPath.values()].sort((a, b) => a.path.localeCompare(b.path)),
+    );
+  }
+  return out;
+}
+
+export interface PlanOptions {
+  skipTerraform?: boolean;
+}
+
+/**
+ * Computes the change set: reads only (KMS DescribeKey/Decrypt, S3 Head/Get/List, EC2
+ * Describe*, and Terraform's refresh), writes nothing under secrets/, platform/terraform or
+ * the data directory (the Terraform plan runs with -lock=false over temporary files; on an
+ * environment without a state bucket, over an empty local state in a temporary copy).
+ * @throws PolicyError never (the caller decides); UserError/IntegrityError from the inputs
+ */
+export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<ChangeSet> {
+  const { cfg, names } = ctx;
+  const secrets = secretsDir(cfg.name);
+  const { renderTree, manifestValues } = await import('../manifests/index.js');
+  const rendered = await renderTree(manifestsTemplateDir(), manifestValues(cfg));
+  const bootstrapState = await inspectBootstrap(ctx.aws, names);
+  const bootstrap = planBootstrap(bootstrapState, names);
+  const kmsKeyArn = bootstrapState.key?.arn ?? placeholderKeyArn(cfg.region, ctx.identity.account);
+  const { planPki, pkiPlanFor } = await import('../secrets/pki/index.js');
+  const pki = await planPki(secrets, pkiPlanFor(cfg));
+  const desired = await desiredLayerFiles(secrets, pki, rendered);
+
+  const secretsBucket = bootstrapState.buckets.find((b) => b.role === 'secrets')!;
+  const stateBucket = bootstrapState.buckets.find((b) => b.role === 'state')!;
+  const layers: LayerChange[] = [];
+  const canRead = secretsBucket.exists && bootstrapState.key !== undefined;
+  const store = canRead
+    ? (await import('../context/environment.js').then((m) => m.secretStore(ctx, kmsKeyArn))).store
+    : undefined;
+  const { readIndexForPublish, readSeen } = await import('../secrets/seen.js');
+  const seen = await readSeen(secrets);
+  for (const layer of LAYERS) {
+    const files = desired.get(layer)!;
+    const base = store ? await readIndexForPublish(store, layer, seen) : null;
+    if (files.length === 0 && !base) continue;
+    const plan = planPublish(files, base?.index);
+    const diffs: Record<string, string> = {};
+    const byPath = new Map(files.map((f) => [f.path, f]));
+    for (const p of [...plan.added, ...plan.changed]) {
+      const f = byPath.get(p)!;
+      if (isSecretFile(layer, p, f.content)) continue;
+      let old = '';
+      if (store && base && plan.changed.includes(p)) {
+        const prev = await store.fetchFile(layer, p, base.index.files[p]!);
+        if (isSecretFile(layer, p, prev)) continue;
+        old = prev.toString('utf8');
+      }
+      diffs[p] = createPatch(`${layer}/${p}`, old, f.content.toString('utf8'), 'bucket', 'local', {
+        context: 3,
+      });
+    }
+    layers.push({
+      layer,
+      generation: base?.index.generation ?? 0,
+      plan,
+      diffs,
+      base,
+      digests: Object.fromEntries(files.map((f) => [f.path, f.sha256])),
+    });
+  }
+
+  const bundle = await agentBundle();
+  let agentPublished = false;
+  if (stateBucket.exists) {
+    const s3 = await ctx.aws.s3();
+    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    agentPublished = await s3
+      .send(new HeadObjectCommand({ Bucket: names.stateBucket, Key: bundle.key }))
+      .then(
+        () => true,
+        () => false,
+      );
+  }
+
+  let terraform: ChangeSet['terraform'];
+  let planJson: unknown;
+  if (!o.skipTerraform) {
+    const emptyState = !stateBucket.exists;
+    const tf = await platformTerraform(ctx, {
+      kmsKeyArn,
+      sshPublicKey: pki.sshPublicKey,
+      preview: true,
+      emptyState,
+    });
+    try {
+      const summary = await tf.tf.plan(tf.vars, tf.planFile, { lock: false, varFile: tf.varFile });
+      planJson = summary.json;
+      const { planView } = await import('../policy/index.js');
+      const resources = planView(planJson)
+        .resources.filter((r) => !r.actions.every((a) => a === 'no-op' || a === 'read'))
+        .map((r) => ({ address: r.address, actions: r.actions }));
+      terraform = { summary, resources, emptyState, tf };
+    } catch (e) {
+      await tf.dispose();
+      throw e;
+    }
+  }
+  const { evaluatePolicy } = await import('../policy/index.js');
+  const { policyInputFor } = await import('../commands/policy.js');
+  const policy = evaluatePolicy(
+    await policyInputFor(cfg, {
+      ...(planJson !== undefined ? { plan: planJson } : {}),
+      account: ctx.identity.account,
+      ...(bootstrapState.key ? { kmsKeyArn } : {}),
+    }),
+    { waivers: cfg.waivers },
+  );
+  return {
+    environment: cfg.name,
+    account: ctx.identity.account,
+    bootstrap,
+    bootstrapState,
+    pki,
+    rendered,
+    layers,
+    agent: { key: bundle.key, sha256: bundle.sha256, publish: !agentPublished },
+    ...(terraform ? { terraform } : {}),
+    policy,
+  };
+}
+
+/** true when applying the change set would change anything. */
+export function hasChanges(cs: ChangeSet): boolean {
+  return (
+    cs.bootstrap.length > 0 ||
+    cs.pki.writes.length > 0 ||
+    cs.pki.modeFixes.length > 0 ||
+    cs.layers.some(
+      (l) =>
+        l.plan.added.length + l.plan.changed.length + l.plan.modeChanged.length + l.plan.removed.length > 0,
+    ) ||
+    cs.agent.publish ||
+    Boolean(cs.terraform?.summary.changes)
+  );
+}
+
+/**
+ * How the apply must be confirmed: "type-back" (the environment name) outside play-* when the
+ * Terraform plan destroys or replaces a resource or the secure layer's static pods change;
+ * "yes-no" otherwise.
+ */
+export function confirmationFor(cs: ChangeSet): 'yes-no' | 'type-back' {
+  if (cs.environment.startsWith('play-')) return 'yes-no';
+  const destroys = cs.terraform?.resources.some((r) => r.actions.includes('delete')) ?? false;
+  const secure = cs.layers.find((l) => l.layer === 'secure');
+  const staticPods =
+    secure !== undefined &&
+    [...secure.plan.added, ...secure.plan.changed, ...secure.plan.removed].some((p) =>
+      p.startsWith('manifests/'),
+    );
+  return destroys || staticPods ? 'type-back' : 'yes-no';
+}
+
+/** The change set for machines (`run --plan --json`): no key or file content, diffs of non-secret files only. */
+export function changeSetJson(cs: ChangeSet): unknown {
+  return {
+    environment: cs.environment,
+    account: cs.account,
+    changes: hasChanges(cs),
+    confirmation: confirmationFor(cs),
+    bootstrap: cs.bootstrap,
+    pki: {
+      write: cs.pki.writes.map((w) => ({ path: w.path, reason: w.reason })),
+      modeFixes: cs.pki.modeFixes.map((m) => m.path),
+      expiring: cs.pki.expiring.map((e) => ({ path: e.path, daysLeft: e.daysLeft, notAfter: e.notAfter })),
+    },
+    layers: cs.layers.map((l) => ({
+      layer: l.layer,
+      generation: l.generation,
+      added: l.plan.added,
+      changed: l.plan.changed,
+      modeChanged: l.plan.modeChanged,
+      removed: l.plan.removed,
+      unchanged: l.plan.unchanged.length,
+      diffs: l.diffs,
+    })),
+    agent: cs.agent,
+    terraform: cs.terraform
+      ? {
+          changes: cs.terraform.summary.changes,
+          add: cs.terraform.summary.add,
+          change: cs.terraform.summary.change,
+          destroy: cs.terraform.summary.destroy,
+          emptyState: cs.terraform.emptyState,
+          resources: cs.terraform.resources,
+        }
+      : null,
+    policy: cs.policy,
+  };
+}

@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { listFiles } from '../../src/fsutil.js';
+import { type CliResult, cli, workspace } from '../helpers/cli.js';
+import { useMoto, writes } from '../helpers/moto.js';
+
+/**
+ * `run --plan` changes nothing (issue 12): moto's request recorder sees only reads, and
+ * secrets/, platform/terraform and the environment's data directory stay byte-identical — on
+ * a new environment (the Terraform plan runs against an empty local state; no bucket, key or
+ * state is created) and on a built one (the etcd manifest change is listed with its diff
+ * before anything is published). Policy refuses a shared environment with SSH open to the
+ * world before any write, and a waiver lets it through.
+ */
+
+const moto = useMoto({ resetEach: false });
+const ws = workspace({ 'play-plan': '' });
+const narrow = readFileSync(path.join(ws.dir, 'environments', 'play.env'), 'utf8');
+writeFileSync(path.join(ws.dir, 'environments', 'shared-open.env'), `${narrow}AWS_ACCOUNT_ID=123456789012\n`);
+
+function env(): Record<string, string | undefined> {
+  return {
+    ...moto.env,
+    PLATFORM_WORKDIR: ws.dir,
+    HOME: ws.home,
+    AWS_PROFILE: undefined,
+    PLATFORM_LOCAL_AWS_DIR: path.join(ws.dir, '.local-aws'),
+  };
+}
+
+/** sha256 over every file (names, bytes) under the directories a plan must not touch. */
+async function tree(envName: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const dir of [
+    path.join(ws.dir, 'secrets', envName),
+    path.join(ws.dir, 'platform', 'terraform'),
+    path.join(ws.dir, '.platform', envName),
+  ]) {
+    const h = createHash('sha256');
+    const files = existsSync(dir) ? await listFiles(dir) : [];
+    for (const f of files.sort()) h.update(f).update(readFileSync(path.join(dir, f)));
+    out[dir] = `${files.length} ${h.digest('hex')}`;
+  }
+  return out;
+}
+
+async function recorded(args: string[]): Promise<CliResult & { written: string[]; requests: number }> {
+  const { result, requests } = await moto.record(() => cli(args, env()));
+  return { ...result, written: writes(requests), requests: requests.length };
+}
+
+const fail = (r: CliResult) => `exit ${r.code}\n${r.stderr.slice(-4000)}`;
+
+test('run --plan on a new environment: a full plan, only reads, no file written', async () => {
+  const before = await tree('play-plan');
+  const r = await recorded(['run', '-e', 'play-plan', '--plan', '--exit-code']);
+  expect({ code: r.code, log: r.code === 7 ? '' : fail(r) }).toEqual({ code: 7, log: '' });
+  expect(r.requests).toBeGreaterThan(0);
+  expect(r.written).toEqual([]);
+  expect(await tree('play-plan')).toEqual(before);
+  expect(existsSync(path.join(ws.dir, 'secrets', 'play-plan'))).toBe(false);
+  expect(r.stdout).toMatch(/\+ create KMS key alias\/kube-platform\/play-plan/);
+  expect(r.stdout).toMatch(/\+ locked\/pki\/ca\.key \(missing\)/);
+  expect(r.stdout).toMatch(/planned against an empty state/);
+  expect(r.stdout).toMatch(/\+ module\.masters\.aws_ebs_volume\.this\["etcd-0"\]/);
+  expect(r.stdout).toMatch(/WARNING: play-plan VIOLATES .*POLICY RULES/);
+  expect(r.stdout).not.toMatch(/PRIVATE KEY/);
+});
+
+test('run --plan --json: the change set for machines', async () => {
+  const r = await cli(['run', '-e', 'play-plan', '--plan', '--json'], env());
+  expect({ code: r.code, log: r.code === 0 ? '' : fail(r) }).toEqual({ code: 0, log: '' });
+  const j = JSON.parse(r.stdout) as {
+    changes: boolean;
+    terraform: { emptyState: boolean; add: number };
+    policy: { mode: string; results: { id: string; status: string }[] };
+  };
+  expect(j.changes).toBe(true);
+  expect(j.terraform.emptyState).toBe(true);
+  expect(j.terraform.add).toBeGreaterThan(50);
+  expect(j.policy.mode).toBe('warn');
+  expect(j.policy.results.find((x) => x.id === 'cis-aws-6.3')?.status).toBe('fail');
+});
+
+test('a shared environment with SSH open to 0.0.0.0/0 is refused before any write; a waiver lets it through', async () => {
+  const r = await recorded(['run', '-e', 'shared-open', '--plan']);
+  expect({ code: r.code, log: r.code === 6 ? '' : fail(r) }).toEqual({ code: 6, log: '' });
+  expect(r.written).toEqual([]);
+  expect(r.stdout).toMatch(
+    /FAIL cis-aws-6\.3 \[critical\] module\.network\.aws_vpc_security_group_ingress_rule\.this\["bastion-ssh-0\.0\.0\.0\/0"\]: cidr_ipv4/,
+  );
+  const failed = [...new Set([...r.stdout.matchAll(/^FAIL (\S+)/gm)].map((m) => m[1]!))];
+  const waivers = failed.map((id) => `${id} until 2099-12-31: test of waivers`).join('; ');
+  writeFileSync(
+    path.join(ws.dir, 'environments', 'shared-open.env'),
+    `${narrow}AWS_ACCOUNT_ID=123456789012\nPOLICY_WAIVERS="${waivers}"\n`,
+  );
+  const w = await recorded(['run', '-e', 'shared-open', '--plan']);
+  expect({ code: w.code, log: w.code === 0 ? '' : fail(w) }).toEqual({ code: 0, log: '' });
+  expect(w.written).toEqual([]);
+  expect(w.stdout).toMatch(/WAIVED cis-aws-6\.3/);
+});
+
+test('on a built environment, run --plan lists the etcd manifest diff and writes nothing', async () => {
+  const built = await cli(['run', '-e', 'play-plan', '--yes'], env());
+  expect({ code: built.code, log: built.code === 0 ? '' : fail(built) }).toEqual({ code: 0, log: '' });
+  const noop = await recorded(['run', '-e', 'play-plan', '--plan', '--exit-code']);
+  expect({ code: noop.code, log: noop.code === 0 ? '' : fail(noop) }).toEqual({ code: 0, log: '' });
+  expect(noop.written).toEqual([]);
+
+  const file = path.join(ws.dir, 'environments', 'play-plan.env');
+  writeFileSync(file, `${readFileSync(file, 'utf8')}ETCD_VERSION=v3.6.5\n`);
+  const before = await tree('play-plan');
+  const r = await recorded(['run', '-e', 'play-plan', '--plan', '--exit-code']);
+  expect({ code: r.code, log: r.code === 7 ? '' : fail(r) }).toEqual({ code: 7, log: '' });
+  expect(r.written).toEqual([]);
+  expect(await tree('play-plan')).toEqual(before);
+  expect(r.stdout).toMatch(/~ manifests\/etcd\.yaml\n/);
+  expect(r.stdout).toMatch(/-\s+image: "?registry\.k8s\.io\/etcd:v?3\.6\.4/);
+  expect(r.stdout).toMatch(/\+\s+image: "?registry\.k8s\.io\/etcd:v?3\.6\.5/);
+  // a declined run without a terminal fails at once, before any request
+  const declined = await recorded(['run', '-e', 'play-plan']);
+  expect(declined.code).toBe(2);
+  expect(declined.written).toEqual([]);
+});
