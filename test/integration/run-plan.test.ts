@@ -15,7 +15,7 @@ import { useMoto, writes } from '../helpers/moto.js';
  */
 
 const moto = useMoto({ resetEach: false });
-const ws = workspace({ 'play-plan': '' });
+const ws = workspace({ 'play-plan': '', 'play-never': '' });
 const narrow = readFileSync(path.join(ws.dir, 'environments', 'play.env'), 'utf8');
 writeFileSync(path.join(ws.dir, 'environments', 'shared-open.env'), `${narrow}AWS_ACCOUNT_ID=123456789012\n`);
 
@@ -52,6 +52,13 @@ async function recorded(args: string[]): Promise<CliResult & { written: string[]
 
 const fail = (r: CliResult) => `exit ${r.code}\n${r.stderr.slice(-4000)}`;
 
+test('cleanup of an environment that was never created: nothing to destroy, exit 0, only reads', async () => {
+  const r = await recorded(['cleanup', '-e', 'play-never', '--yes']);
+  expect({ code: r.code, log: r.code === 0 ? '' : fail(r) }).toEqual({ code: 0, log: '' });
+  expect(r.stderr).toMatch(/play-never: nothing to destroy/);
+  expect(r.written).toEqual([]);
+});
+
 test('run --plan on a new environment: a full plan, only reads, no file written', async () => {
   const before = await tree('play-plan');
   const r = await recorded(['run', '-e', 'play-plan', '--plan', '--exit-code']);
@@ -61,7 +68,7 @@ test('run --plan on a new environment: a full plan, only reads, no file written'
   expect(await tree('play-plan')).toEqual(before);
   expect(existsSync(path.join(ws.dir, 'secrets', 'play-plan'))).toBe(false);
   expect(r.stdout).toMatch(/\+ create KMS key alias\/kube-platform\/play-plan/);
-  expect(r.stdout).toMatch(/\+ locked\/pki\/ca\.key \(missing\)/);
+  expect(r.stdout).toMatch(/\+ secure\/pki\/ca\.key \(missing\)/);
   expect(r.stdout).toMatch(/planned against an empty state/);
   expect(r.stdout).toMatch(/\+ module\.masters\.aws_ebs_volume\.this\["etcd-0"\]/);
   expect(r.stdout).toMatch(/WARNING: play-plan VIOLATES .*POLICY RULES/);
