@@ -245,8 +245,11 @@ export function confirmationFor(cs: ChangeSet): 'yes-no' | 'type-back' {
   if (cs.environment.startsWith('play-')) return 'yes-no';
   const destroys = cs.terraform?.resources.some((r) => r.actions.includes('delete')) ?? false;
   const secure = cs.layers.find((l) => l.layer === 'secure');
+  // static pods of a live control plane (a published secure generation): every master's
+  // kubelet restarts them within seconds; the first publish starts nothing that runs yet
   const staticPods =
     secure !== undefined &&
+    secure.generation > 0 &&
     [...secure.plan.added, ...secure.plan.changed, ...secure.plan.removed].some((p) =>
       p.startsWith('manifests/'),
     );

@@ -130,7 +130,7 @@ export async function platformTerraform(
     const root = path.join(tmp, 'root');
     await cp(terraformDir(), root, {
       recursive: true,
-      filter: (src) => !path.basename(src).startsWith('.terraform'),
+      filter: (src) => path.basename(src) !== '.terraform', // the lock file is copied: same providers
     });
     const tf = await Terraform.create({ dir: root, dataDir: path.join(tmp, 'data'), env, quiet: true });
     if (o.emptyState) {
