@@ -132,6 +132,7 @@ export async function expireBackups(
     const n = await store.remove(plan.delete.map((b) => b.key));
     log.info(`retention: deleted ${plan.delete.length} snapshots (${n} object versions)`);
   }
+  if (!opts.dryRun) await store.removeOldLeases(opts.nowMs ?? Date.now());
   return plan;
 }
 

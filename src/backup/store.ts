@@ -251,6 +251,37 @@ export class BackupStore {
   }
 
   /**
+   * Deletes slot leases older than `maxAgeS` (every version): one lease is written per
+   * interval, so without this they would pile up (96 a day at 15 minutes).
+   * @returns the number of object versions deleted
+   */
+  async removeOldLeases(nowMs: number, maxAgeS = 86_400): Promise<number> {
+    const { ListObjectVersionsCommand, DeleteObjectsCommand } = await this.#s3();
+    const victims: { Key: string; VersionId: string }[] = [];
+    let marker: { KeyMarker?: string; VersionIdMarker?: string } = {};
+    for (;;) {
+      const page = await this.deps.s3.send(
+        new ListObjectVersionsCommand({ Bucket: this.deps.bucket, Prefix: LEASE_PREFIX, ...marker }),
+      );
+      for (const v of [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]) {
+        const old = v.LastModified && nowMs - v.LastModified.getTime() > maxAgeS * 1000;
+        if (v.Key && v.VersionId && old) victims.push({ Key: v.Key, VersionId: v.VersionId });
+      }
+      if (!page.IsTruncated) break;
+      marker = { KeyMarker: page.NextKeyMarker, VersionIdMarker: page.NextVersionIdMarker };
+    }
+    for (let i = 0; i < victims.length; i += 1000) {
+      await this.deps.s3.send(
+        new DeleteObjectsCommand({
+          Bucket: this.deps.bucket,
+          Delete: { Objects: victims.slice(i, i + 1000), Quiet: true },
+        }),
+      );
+    }
+    return victims.length;
+  }
+
+  /**
    * Claims the backup slot `slot` for `member` with a conditional write.
    * @returns true when this member won the slot; false when another member holds it
    */

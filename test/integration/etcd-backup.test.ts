@@ -177,3 +177,11 @@ test('retention deletes every version of the expired snapshots and keeps the res
   expect(left).toContain('backups/etcd/20261130T213000Z-m2.db');
   expect(left).toHaveLength(2);
 }, 60_000);
+
+test('slot leases: the first claim wins, the second loses; leases older than a day are deleted', async () => {
+  expect(await store.claimSlot('20261201T001500Z', 'etcd-a')).toBe(true);
+  expect(await store.claimSlot('20261201T001500Z', 'etcd-b')).toBe(false);
+  expect(await store.removeOldLeases(Date.now())).toBe(0);
+  expect(await store.removeOldLeases(Date.now() + 2 * 86_400_000)).toBe(1);
+  expect(await store.claimSlot('20261201T001500Z', 'etcd-c')).toBe(true);
+}, 60_000);

@@ -22,7 +22,7 @@ data "aws_iam_policy_document" "backups" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["backups/etcd/*", "backups/etcd/"]
+      values   = ["backups/etcd/*", "backups/etcd/", "backups/etcd-lease/*", "backups/etcd-lease/"]
     }
   }
 
