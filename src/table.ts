@@ -1,3 +1,5 @@
+import type { ResultSink } from './context/command.js';
+
 /**
  * Tables for stdout, through cli-table3 (results on stdout, STYLE.md §8).
  * @param head column titles
@@ -20,16 +22,17 @@ export interface Column<T> {
 }
 
 /**
- * Prints rows on stdout: a table, or with `json` the rows themselves as a JSON array
+ * Prints rows on `out` (the command's stdout): a table, or with `json` the rows themselves as a JSON array
  * (for machines: `cmd --json | jq`).
  */
 export async function printRows<T>(
   rows: T[],
   columns: Column<T>[],
   json: boolean | undefined,
+  out: ResultSink,
 ): Promise<void> {
   if (json) {
-    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    out.write(`${JSON.stringify(rows, null, 2)}\n`);
     return;
   }
   const table = await renderTable(
@@ -41,5 +44,5 @@ export async function printRows<T>(
       }),
     ),
   );
-  process.stdout.write(`${table}\n`);
+  out.write(`${table}\n`);
 }

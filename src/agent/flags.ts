@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import { seconds } from '../args.js';
 
 /**
  * The node agent's flags (`manifest-sync` in node mode), shared by the agent's single-file
@@ -42,11 +43,15 @@ export function configureAgentFlags(c: Command): Command {
         'where the agent remembers what it applied (default /var/lib/kube-platform, or beside a redirected --dest)',
       ),
     )
-    .addOption(new Option('--interval <seconds>', 'seconds between index polls').default('1'))
     .addOption(
-      new Option('--heartbeat <seconds>', 'seconds between status reports while nothing changes').default(
-        '60',
-      ),
+      new Option('--interval <seconds>', 'seconds between index polls')
+        .argParser(seconds(0.1, 3600))
+        .default(1),
+    )
+    .addOption(
+      new Option('--heartbeat <seconds>', 'seconds between status reports while nothing changes')
+        .argParser(seconds(1, 86_400))
+        .default(60),
     )
     .addOption(
       new Option(

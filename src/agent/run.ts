@@ -3,7 +3,7 @@ import path from 'node:path';
 import { awsSettings, StorageClients } from '../aws/storage-clients.js';
 import { IntegrityError, UserError } from '../errors.js';
 import { log, setLogSink } from '../log.js';
-import { isLayer } from '../secrets/layers.js';
+import type { Layer } from '../secrets/layers.js';
 import { RolloutGate } from '../secrets/rollout.js';
 import type { NodeStatus } from '../secrets/status.js';
 import { openSecretStore, type SecretStore } from '../secrets/store.js';
@@ -31,18 +31,18 @@ export interface AgentOptions {
   environment?: string;
   bucket?: string;
   region?: string;
-  /** layers to sync, e.g. ['common', 'secure'] @default ['secure'] */
-  layer: string[];
+  /** layers to sync, e.g. ['common', 'secure'] (commander checked the names) @default ['secure'] */
+  layer: Layer[];
   /** where `manifests/` paths go (kubelet's staticPodPath) @default /etc/kubernetes/manifests */
   dest: string;
   /** where other paths (pki/, kubeconfigs) go @default /etc/kubernetes unless --dest is redirected */
   root?: string;
   /** one pass then exit */
   once?: boolean;
-  /** seconds between index polls @default 1 */
-  interval: string | number;
-  /** seconds between status reports while nothing changes @default 60 */
-  heartbeat: string | number;
+  /** seconds between index polls, 0.1 to 3600 @default 1 */
+  interval: number;
+  /** seconds between status reports while nothing changes, 1 to 86400 @default 60 */
+  heartbeat: number;
   /** directory of the per-layer state files; default /var/lib/kube-platform, or beside a redirected --dest */
   stateDir?: string;
   /** the id status is reported under; default: the instance id from IMDSv2 (node mode) */
@@ -54,15 +54,6 @@ export interface AgentOptions {
 }
 
 const DEFAULT_DEST = '/etc/kubernetes/manifests';
-
-/** Parses a number of seconds in [min, max]. @throws UserError naming the flag */
-function seconds(flag: string, v: string | number, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new UserError(`${flag} ${v}: must be a number of seconds between ${min} and ${max}`);
-  }
-  return n;
-}
 
 /** Logs as JSON lines: {time, level, msg} (the text is masked by log.ts before it gets here). */
 function jsonLogs(): void {
@@ -118,10 +109,8 @@ export async function runManifestSync(
   connect: () => Promise<AgentConnection>,
 ): Promise<number> {
   if (o.logFormat === 'json') jsonLogs();
-  for (const l of o.layer)
-    if (!isLayer(l)) throw new UserError(`--layer ${l}: must be common, secure, compute or locked`);
-  const intervalS = seconds('--interval', o.interval, 0.1, 3600);
-  const heartbeatS = seconds('--heartbeat', o.heartbeat, 1, 86_400);
+  const intervalS = o.interval;
+  const heartbeatS = o.heartbeat;
   const redirected = path.resolve(o.dest) !== DEFAULT_DEST;
   const dest = path.resolve(o.dest);
   const root = o.root ? path.resolve(o.root) : redirected ? undefined : '/etc/kubernetes';

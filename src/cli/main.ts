@@ -5,11 +5,15 @@
  * lazily inside each action so `--help` loads nothing heavy (no AWS SDK, no handlebars).
  */
 import { Command, Option } from 'commander';
+import { type CommandContext, cliContext } from '../context/command.js';
 import { assertLauncherEnvironment } from './common.js';
 import { commands } from './registry.js';
 
-/** Runs the CLI with `argv` (without node and script). Resolves to the exit code. */
-export async function main(argv: string[]): Promise<number> {
+/**
+ * Runs the CLI with `argv` (without node and script). Resolves to the exit code.
+ * @param context what handlers get (tests pass their own to capture stdout); default the process's
+ */
+export async function main(argv: string[], context: CommandContext = cliContext()): Promise<number> {
   // The image ships a current LTS; on Node 20 the SDK's support notice would only add noise.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const program = new Command('kube-platform')
@@ -40,10 +44,10 @@ export async function main(argv: string[]): Promise<number> {
     if (spec.example) cmd.addHelpText('after', `\nExample:\n  ${spec.example.join('\n  ')}`);
     if (spec.exitCodes) cmd.addHelpText('after', `\nExit codes:\n  ${spec.exitCodes.join('\n  ')}`);
     cmd.exitOverride();
-    cmd.action(async (...args: unknown[]) => {
-      const opts = (args.at(-2) ?? {}) as Record<string, unknown>;
+    cmd.action(async () => {
+      const flags = cmd.opts();
       const { setDebug } = await import('../log.js');
-      setDebug(Boolean(program.opts().debug || opts.debug));
+      setDebug(Boolean(program.opts().debug || flags.debug));
       for (const [flag, attr] of [
         ['--json', 'json'],
         ['--log-format', 'logFormat'],
@@ -54,12 +58,12 @@ export async function main(argv: string[]): Promise<number> {
           const { UserError } = await import('../errors.js');
           throw new UserError(`${spec.name} does not take ${flag}`);
         }
-        if (cmd.getOptionValueSource(attr) !== 'cli') opts[attr] = given;
+        if (cmd.getOptionValueSource(attr) !== 'cli') flags[attr] = given;
       }
       if (cmd.options.some((opt) => opt.attributeName() === 'env')) {
-        assertLauncherEnvironment(cmd.getOptionValueSource('env') === 'cli' ? String(opts.env) : undefined);
+        assertLauncherEnvironment(cmd.getOptionValueSource('env') === 'cli' ? String(flags.env) : undefined);
       }
-      code = await spec.run(opts, args.slice(0, -2) as string[]);
+      code = await spec.run(flags, cmd.processedArgs, context);
     });
   }
   try {

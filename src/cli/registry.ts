@@ -1,4 +1,4 @@
-import type { CommandSpec } from './common.js';
+import type { RegisteredCommand } from './common.js';
 import { agentSetupSpec } from './specs/agent-setup.js';
 import { awsElbsSpec } from './specs/aws-elbs.js';
 import { awsInstancesSpec } from './specs/aws-instances.js';
@@ -29,7 +29,7 @@ import { whoamiSpec } from './specs/whoami.js';
  * src/cli/specs/<command>.ts (its flags, examples and exit codes); its handler in
  * src/commands/<command>.ts, imported lazily when the command runs.
  */
-export const commands: CommandSpec[] = [
+export const commands: RegisteredCommand[] = [
   runSpec,
   policySpec,
   manifestSyncSpec,
@@ -56,4 +56,4 @@ export const commands: CommandSpec[] = [
   localAwsSpec,
 ];
 
-export { type CommandSpec, envOption, localOption, STD_EXIT } from './common.js';
+export { type CommandSpec, envOption, localOption, type RegisteredCommand, STD_EXIT } from './common.js';

@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { AwsClients } from '../aws/clients.js';
 import { type InstanceRow, listInstances } from '../aws/inventory.js';
 import { type EnvConfig, loadEnvironment } from '../config/load.js';
-import { type EnvContext, openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
+import type { EnvContext } from '../context/environment.js';
 import { PlatformError, UserError } from '../errors.js';
 import { exec } from '../exec/index.js';
 import { atomicWrite } from '../fsutil.js';
@@ -239,14 +240,14 @@ async function pinByConsole(
  * @throws UserError (exit 2) for a missing or unprotected key, an invalid environment file,
  *   or no bastion found; ExecError/PlatformError (exit 1) when ssh tools fail
  */
-export async function agentSetupCommand(o: AgentSetupOptions): Promise<number> {
+export async function agentSetupCommand(o: AgentSetupOptions, context: CommandContext): Promise<number> {
   const needAws = !o.bastion || o.pin === 'console' || (o.pin === 'keyscan' && !o.node?.length);
   let ctx: EnvContext | undefined;
   try {
     let cfg: EnvConfig;
     let rows: InstanceRow[] | undefined;
     if (needAws) {
-      ctx = await openEnvironment({ env: o.env, local: o.local });
+      ctx = await context.openEnvironment({ env: o.env, local: o.local });
       cfg = ctx.cfg;
       rows = await listInstances(ctx.aws, cfg.name);
     } else {
@@ -273,7 +274,7 @@ export async function agentSetupCommand(o: AgentSetupOptions): Promise<number> {
     const found = await liveAgent(process.env);
     const agent = found ?? (await startAgent());
     log.step(found ? `using the running ssh-agent at ${agent.sock}` : `started ssh-agent (pid ${agent.pid})`);
-    process.stdout.write(agentEvalLines(agent, cfg.name));
+    context.stdout.write(agentEvalLines(agent, cfg.name));
     const fp = await addKey(agent, keyFile, o.lifetime);
     log.info(`key ${displayPath(keyFile)} (${fp}) in the agent for ${o.lifetime}`);
 

@@ -1,11 +1,11 @@
 import { listLoadBalancers } from '../aws/inventory.js';
-import { openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
 import { printRows } from '../table.js';
 import type { InventoryOptions } from './aws-instances.js';
 
 /** Prints the environment's load balancers: name, DNS name, type, scheme, state (or JSON). */
-export async function awsElbsCommand(o: InventoryOptions): Promise<number> {
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+export async function awsElbsCommand(o: InventoryOptions, context: CommandContext): Promise<number> {
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     await printRows(
       await listLoadBalancers(ctx.aws, ctx.cfg.name),
@@ -17,6 +17,7 @@ export async function awsElbsCommand(o: InventoryOptions): Promise<number> {
         { title: 'State', cell: (r) => r.state },
       ],
       o.json,
+      context.stdout,
     );
     return 0;
   } finally {

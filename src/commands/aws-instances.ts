@@ -1,5 +1,5 @@
 import { listInstances } from '../aws/inventory.js';
-import { openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
 import { printRows } from '../table.js';
 
 /** Options of the inventory commands (`aws-instances`, `aws-elbs`, `aws-volumes`). */
@@ -15,8 +15,8 @@ export interface InventoryOptions {
  * AZ (the original tool's columns), or JSON.
  * @returns 0
  */
-export async function awsInstancesCommand(o: InventoryOptions): Promise<number> {
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+export async function awsInstancesCommand(o: InventoryOptions, context: CommandContext): Promise<number> {
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     await printRows(
       await listInstances(ctx.aws, ctx.cfg.name),
@@ -29,6 +29,7 @@ export async function awsInstancesCommand(o: InventoryOptions): Promise<number> 
         { title: 'AZ', cell: (r) => r.availabilityZone },
       ],
       o.json,
+      context.stdout,
     );
     return 0;
   } finally {

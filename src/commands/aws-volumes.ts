@@ -1,11 +1,11 @@
 import { listVolumes } from '../aws/inventory.js';
-import { openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
 import { printRows } from '../table.js';
 import type { InventoryOptions } from './aws-instances.js';
 
 /** Prints the environment's EBS volumes: name, id, size, type, state, AZ, attachment (or JSON). */
-export async function awsVolumesCommand(o: InventoryOptions): Promise<number> {
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+export async function awsVolumesCommand(o: InventoryOptions, context: CommandContext): Promise<number> {
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     await printRows(
       await listVolumes(ctx.aws, ctx.cfg.name),
@@ -20,6 +20,7 @@ export async function awsVolumesCommand(o: InventoryOptions): Promise<number> {
         { title: 'Encrypted', cell: (r) => r.encrypted },
       ],
       o.json,
+      context.stdout,
     );
     return 0;
   } finally {

@@ -1,5 +1,6 @@
 import { inspectBootstrap } from '../aws/bootstrap.js';
-import { openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
+import type { EnvContext } from '../context/environment.js';
 import { platformTerraform } from '../context/terraform.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
@@ -82,9 +83,9 @@ async function confirmPurge(
  * later `run` rebuilds with the same PKI.
  * @returns 0
  */
-export async function cleanupCommand(o: CleanupOptions): Promise<number> {
+export async function cleanupCommand(o: CleanupOptions, context: CommandContext): Promise<number> {
   const guard = cleanupGuard(o.env, o, Boolean(process.stdin.isTTY));
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const env = ctx.cfg.name;
     // cleanup never creates: it reads what exists, and an environment without state has
@@ -114,7 +115,7 @@ export async function cleanupCommand(o: CleanupOptions): Promise<number> {
     const summary = await tf.plan(vars, planFile, { destroy: true });
     const hint = `for scripts: cleanup -e ${env} --yes${guard.shared ? ` --confirm ${env}` : ''}`;
     if (summary.changes) {
-      process.stdout.write(await tf.showPlan(planFile));
+      context.stdout.write(await tf.showPlan(planFile));
       log.step(
         `cleanup will destroy ${summary.destroy} resources of ${env} (account ${ctx.identity.account})`,
       );
@@ -143,7 +144,7 @@ export async function cleanupCommand(o: CleanupOptions): Promise<number> {
 }
 
 /** true when the environment's Terraform state object exists (HeadObject: a read). */
-async function stateObjectExists(ctx: Awaited<ReturnType<typeof openEnvironment>>): Promise<boolean> {
+async function stateObjectExists(ctx: EnvContext): Promise<boolean> {
   const s3 = await ctx.aws.s3();
   const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
   return s3.send(new HeadObjectCommand({ Bucket: ctx.names.stateBucket, Key: ctx.names.stateKey })).then(

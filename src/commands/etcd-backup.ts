@@ -11,7 +11,7 @@ import {
 } from '../backup/node-command.js';
 import { planRetention } from '../backup/retention.js';
 import { BackupStore } from '../backup/store.js';
-import { openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
 import { log } from '../log.js';
 import { confirmOrAbort } from '../prompt.js';
 import { KmsKeyService } from '../secrets/keyring.js';
@@ -42,9 +42,9 @@ export interface BackupExpireOptions extends BackupTarget {
  * ({@link openNodeBackups}); `--local` points either at the embedded local AWS.
  * @throws UserError when neither mode's flags are complete
  */
-export async function openBackupStore(o: BackupTarget): Promise<OpenedBackups> {
+export async function openBackupStore(o: BackupTarget, context: CommandContext): Promise<OpenedBackups> {
   if (o.env) {
-    const ctx = await openEnvironment({ env: o.env, local: o.local });
+    const ctx = await context.openEnvironment({ env: o.env, local: o.local });
     const kmsKeyId = ctx.names.kmsAlias;
     const store = new BackupStore({
       s3: await ctx.aws.s3(),
@@ -85,9 +85,9 @@ export async function openBackupStore(o: BackupTarget): Promise<OpenedBackups> {
  * @returns 0
  * @throws IntegrityError (exit 4) when the verification after upload fails
  */
-export async function etcdBackupNowCommand(o: BackupNowOptions): Promise<number> {
+export async function etcdBackupNowCommand(o: BackupNowOptions, context: CommandContext): Promise<number> {
   endpointOf(o);
-  const opened = await openBackupStore(o);
+  const opened = await openBackupStore(o, context);
   try {
     return await backupNow(opened, o, etcdctlSource);
   } finally {
@@ -96,8 +96,8 @@ export async function etcdBackupNowCommand(o: BackupNowOptions): Promise<number>
 }
 
 /** `etcd-backup list`: every snapshot, oldest first, with what retention will do to it. */
-export async function etcdBackupListCommand(o: BackupListOptions): Promise<number> {
-  const opened = await openBackupStore(o);
+export async function etcdBackupListCommand(o: BackupListOptions, context: CommandContext): Promise<number> {
+  const opened = await openBackupStore(o, context);
   try {
     const all = await opened.store.list();
     const now = Date.now();
@@ -134,6 +134,7 @@ export async function etcdBackupListCommand(o: BackupListOptions): Promise<numbe
         { title: 'Retention', cell: (r) => r.retention },
       ],
       o.json,
+      context.stdout,
     );
     const newest = all.at(-1);
     if (!newest) log.warn('no etcd snapshot in the bucket');
@@ -145,15 +146,18 @@ export async function etcdBackupListCommand(o: BackupListOptions): Promise<numbe
 }
 
 /** `etcd-backup expire`: shows what retention deletes, asks (or --yes), deletes. */
-export async function etcdBackupExpireCommand(o: BackupExpireOptions): Promise<number> {
-  const opened = await openBackupStore(o);
+export async function etcdBackupExpireCommand(
+  o: BackupExpireOptions,
+  context: CommandContext,
+): Promise<number> {
+  const opened = await openBackupStore(o, context);
   try {
     const plan = await expireBackups(opened.store, { policy: opened.policy, dryRun: true });
     if (o.json)
-      process.stdout.write(
+      context.stdout.write(
         `${JSON.stringify({ keep: plan.keep.map((b) => b.key), delete: plan.delete.map((b) => b.key) }, null, 2)}\n`,
       );
-    else for (const b of plan.delete) process.stdout.write(`- ${b.key}\n`);
+    else for (const b of plan.delete) context.stdout.write(`- ${b.key}\n`);
     log.info(`${plan.keep.length} kept, ${plan.delete.length} to delete`);
     if (o.dryRun || plan.delete.length === 0) return 0;
     if (!o.yes)

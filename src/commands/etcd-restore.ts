@@ -1,5 +1,6 @@
 import type { RestoreMember } from '../backup/etcdctl.js';
 import { dryRunRestore, restoreMember } from '../backup/restore.js';
+import type { CommandContext } from '../context/command.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { typeBackOrAbort } from '../prompt.js';
@@ -46,7 +47,7 @@ export function parseInitialCluster(s: string): RestoreMember[] {
  * @throws IntegrityError (exit 4) for a corrupted or foreign snapshot; UserError (exit 2) for
  *   bad flags; AbortError (exit 130) when the name typed back differs
  */
-export async function etcdRestoreCommand(o: EtcdRestoreOptions): Promise<number> {
+export async function etcdRestoreCommand(o: EtcdRestoreOptions, context: CommandContext): Promise<number> {
   const envName = o.env ?? o.environment ?? '';
   let real: { member: RestoreMember; cluster: RestoreMember[]; token: string; dataDir: string } | undefined;
   if (!o.dryRun) {
@@ -66,7 +67,7 @@ export async function etcdRestoreCommand(o: EtcdRestoreOptions): Promise<number>
         throw new UserError(`--yes needs --confirm ${envName} (the environment name)`);
     }
   }
-  const opened = await openBackupStore(o);
+  const opened = await openBackupStore(o, context);
   try {
     let key = o.snapshot;
     if (key === 'latest') {
@@ -83,7 +84,7 @@ export async function etcdRestoreCommand(o: EtcdRestoreOptions): Promise<number>
         bytes: r.meta.size,
         sha256: r.meta.sha256,
       };
-      process.stdout.write(
+      context.stdout.write(
         o.json
           ? `${JSON.stringify(out, null, 2)}\n`
           : `${key}: revision ${out.revision}, ${out.keys} keys, ${out.bytes} bytes, verified\n`,
@@ -99,7 +100,7 @@ export async function etcdRestoreCommand(o: EtcdRestoreOptions): Promise<number>
       );
     }
     const r = await restoreMember(opened.store, key, real);
-    process.stdout.write(
+    context.stdout.write(
       `${real.dataDir}: ${key} restored (revision ${r.status.revision}) as ${real.member.name}, cluster token ${real.token}\n`,
     );
     log.info(

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
 import { PlatformError, UserError } from '../errors.js';
 import { atomicWrite, readRegularFile } from '../fsutil.js';
 import { log } from '../log.js';
@@ -37,12 +37,15 @@ export interface ExportKubeconfigOptions {
  * @throws UserError (2) for a bad --lifetime/--server, no CA in the working copy, or an
  *   identity without an operator name
  */
-export async function exportKubeconfigCommand(o: ExportKubeconfigOptions): Promise<number> {
+export async function exportKubeconfigCommand(
+  o: ExportKubeconfigOptions,
+  context: CommandContext,
+): Promise<number> {
   const lifetimeS = o.lifetime === undefined ? DEFAULT_LIFETIME_S : parseLifetimeS(o.lifetime);
   if (o.server !== undefined && !/^https:\/\/[^\s/]+(:\d+)?\/?$/.test(o.server)) {
     throw new UserError(`--server ${o.server}: must be an https:// URL (TLS is always verified)`);
   }
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const env = ctx.cfg.name;
     const name = operatorName(ctx.identity.arn);
@@ -80,7 +83,7 @@ export async function exportKubeconfigCommand(o: ExportKubeconfigOptions): Promi
     log.info(
       `context ${env} in ${target}: user ${cred.user} (groups ${cred.groups.join(', ')}), valid until ${cred.notAfter.toISOString()} (${hours} h)`,
     );
-    process.stdout.write(
+    context.stdout.write(
       `${JSON.stringify({ context: env, user: cred.user, groups: cred.groups, notAfter: cred.notAfter.toISOString(), kubeconfig: target })}\n`,
     );
     return 0;

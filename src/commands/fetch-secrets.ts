@@ -1,7 +1,8 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openEnvironment, secretStore } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
+import { secretStore } from '../context/environment.js';
 import { ConflictError, IntegrityError, PlatformError } from '../errors.js';
 import { atomicWrite, listFiles } from '../fsutil.js';
 import { log } from '../log.js';
@@ -45,8 +46,8 @@ function denied(e: unknown): boolean {
  * `secrets/<env>/locked/ssh/<env>` (0600) for agent-setup.
  * @returns 0
  */
-export async function fetchSecretsCommand(o: FetchSecretsOptions): Promise<number> {
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+export async function fetchSecretsCommand(o: FetchSecretsOptions, context: CommandContext): Promise<number> {
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const dir = secretsDir(ctx.cfg.name);
     const { store } = await secretStore(ctx);

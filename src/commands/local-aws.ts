@@ -1,6 +1,11 @@
 import { ensureLocalAws, stopLocalAws } from '../aws/local.js';
-import { UserError } from '../errors.js';
+import type { CommandContext } from '../context/command.js';
 import { log } from '../log.js';
+
+/** Options of `local-aws`. */
+export interface LocalAwsOptions {
+  action: 'start' | 'stop' | 'env';
+}
 
 /**
  * `local-aws start|stop|env`: the persistent embedded local AWS that `make local` and the
@@ -9,9 +14,9 @@ import { log } from '../log.js';
  * - env: like start, then print `export` lines for a shell (`eval "$(local-aws env)"`)
  * - stop: stop the recorded one
  * @returns 0
- * @throws UserError for an unknown action
  */
-export async function localAwsCommand(action: string): Promise<number> {
+export async function localAwsCommand(o: LocalAwsOptions, context: CommandContext): Promise<number> {
+  const { action } = o;
   switch (action) {
     case 'start':
     case 'env': {
@@ -19,9 +24,9 @@ export async function localAwsCommand(action: string): Promise<number> {
       const local = await ensureLocalAws({ persistent: true });
       if (action === 'start') log.info(`local AWS at ${local.endpoint}`);
       else {
-        for (const [k, v] of Object.entries(local.env)) process.stdout.write(`export ${k}=${v}\n`);
+        for (const [k, v] of Object.entries(local.env)) context.stdout.write(`export ${k}=${v}\n`);
         // the SDK prefers a profile over exported keys: no real profile against the local AWS
-        process.stdout.write('unset AWS_PROFILE\n');
+        context.stdout.write('unset AWS_PROFILE\n');
       }
       if (saved) log.debug('AWS_ENDPOINT_URL was set: used as-is');
       return 0;
@@ -29,7 +34,5 @@ export async function localAwsCommand(action: string): Promise<number> {
     case 'stop':
       log.info((await stopLocalAws()) ? 'local AWS stopped' : 'no local AWS was running');
       return 0;
-    default:
-      throw new UserError(`local-aws: unknown action "${action}" (start, stop or env)`);
   }
 }

@@ -1,5 +1,6 @@
 import { type AgentConnection, type AgentOptions, connectNodeMode, runManifestSync } from '../agent/run.js';
 import { applyLocalEnv, ensureLocalAws } from '../aws/local.js';
+import type { CommandContext } from '../context/command.js';
 import { UserError } from '../errors.js';
 
 /** Options of `manifest-sync` in the toolkit CLI: the agent's, plus the operator mode's. */
@@ -17,7 +18,7 @@ export interface ManifestSyncOptions extends AgentOptions {
  * @returns exit code 0
  * @throws as {@link runManifestSync}; UserError (exit 2) when neither mode is given
  */
-export async function manifestSyncCommand(o: ManifestSyncOptions): Promise<number> {
+export async function manifestSyncCommand(o: ManifestSyncOptions, context: CommandContext): Promise<number> {
   return runManifestSync(o, async (): Promise<AgentConnection> => {
     if (o.bucket) {
       const environment = o.environment ?? o.env;
@@ -26,8 +27,8 @@ export async function manifestSyncCommand(o: ManifestSyncOptions): Promise<numbe
       return connectNodeMode({ ...o, environment });
     }
     if (!o.env) throw new UserError('give -e ENV (operator) or --environment, --bucket and --region (node)');
-    const { openEnvironment, secretStore } = await import('../context/environment.js');
-    const ctx = await openEnvironment({ env: o.env, local: o.local });
+    const { secretStore } = await import('../context/environment.js');
+    const ctx = await context.openEnvironment({ env: o.env, local: o.local });
     const { store } = await secretStore(ctx);
     return { store, nodeMode: false, close: ctx.close };
   });

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { bootstrapView } from '../aws/bootstrap.js';
 import type { EnvConfig } from '../config/load.js';
 import { bootstrapNames } from '../config/topology.js';
+import type { CommandContext, ResultSink } from '../context/command.js';
 import { PolicyError, UserError } from '../errors.js';
 import { log } from '../log.js';
 import { displayPath, manifestsTemplateDir } from '../paths.js';
@@ -55,12 +56,13 @@ export async function policyInputFor(
  */
 export async function printPolicyReport(
   report: PolicyReport,
+  out: ResultSink,
   json?: boolean,
   verbose?: boolean,
 ): Promise<void> {
   const { formatPolicyReport } = await import('../policy/index.js');
-  if (json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else process.stdout.write(formatPolicyReport(report, { verbose: Boolean(verbose) }));
+  if (json) out.write(`${JSON.stringify(report, null, 2)}\n`);
+  else out.write(formatPolicyReport(report, { verbose: Boolean(verbose) }));
   if (report.mode === 'warn' && report.counts.fail > 0)
     log.warn(
       `${report.environment}: policy rules fail (${report.results
@@ -86,7 +88,7 @@ export function assertPolicy(report: PolicyReport): void {
  * @returns 0 when nothing refuses (warn mode always)
  * @throws PolicyError (6) when a rule fails outside play-*; UserError (2) for bad input
  */
-export async function policyCommand(o: PolicyOptions): Promise<number> {
+export async function policyCommand(o: PolicyOptions, context: CommandContext): Promise<number> {
   const { loadEnvironment } = await import('../config/load.js');
   const { evaluatePolicy } = await import('../policy/index.js');
   const cfg = await loadEnvironment(o.env);
@@ -103,7 +105,7 @@ export async function policyCommand(o: PolicyOptions): Promise<number> {
   }
   const input = await policyInputFor(cfg, { plan });
   const report = evaluatePolicy(input, { waivers: cfg.waivers });
-  await printPolicyReport(report, o.json, o.verbose);
+  await printPolicyReport(report, context.stdout, o.json, o.verbose);
   assertPolicy(report);
   return 0;
 }

@@ -1,5 +1,6 @@
 import os from 'node:os';
-import { openEnvironment, secretStore } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
+import { secretStore } from '../context/environment.js';
 import { UserError } from '../errors.js';
 import { kubeApiFrom } from '../kube/api.js';
 import { log } from '../log.js';
@@ -61,7 +62,7 @@ function seconds(flag: string, v: string | number, min: number, max: number): nu
  *   holds the cluster state or the quorum gate refuses; TimeoutError (5) when a drain,
  *   replacement or validation ran out of time; AbortError (130) when declined or interrupted
  */
-export async function rollCommand(o: RollCommandOptions): Promise<number> {
+export async function rollCommand(o: RollCommandOptions, context: CommandContext): Promise<number> {
   if (!(ROLL_LAYERS as readonly string[]).includes(o.layer)) {
     throw new UserError(`roll ${o.layer}: the layer must be compute, secure or bastion`);
   }
@@ -79,7 +80,7 @@ export async function rollCommand(o: RollCommandOptions): Promise<number> {
   const validateTimeoutS = seconds('validate-timeout', o.validateTimeout, 1, 86_400);
   const pollS = seconds('poll', o.poll, 0.05, 600);
 
-  const ctx = await openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
   try {
     const env = ctx.cfg.name;
     const { store } = await secretStore(ctx);
@@ -101,6 +102,7 @@ export async function rollCommand(o: RollCommandOptions): Promise<number> {
           { title: 'Reason', cell: (r) => r.reasons.join(', ') },
         ],
         o.json,
+        context.stdout,
       );
       log.info(
         `${plan.length} ${layer} instance${plan.length === 1 ? '' : 's'} to replace; nothing was changed`,
@@ -185,7 +187,7 @@ export async function rollCommand(o: RollCommandOptions): Promise<number> {
         },
         plan,
       );
-      if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      if (o.json) context.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       log.info(
         `roll ${layer}: ${report.replaced.length} replaced${report.skipped.length ? `, ${report.skipped.length} left cordoned: ${report.skipped.map((s) => s.instanceId).join(', ')}` : ''}`,
       );

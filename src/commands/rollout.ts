@@ -1,4 +1,5 @@
-import { openEnvironment, secretStore } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
+import { secretStore } from '../context/environment.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { confirmOrAbort } from '../prompt.js';
@@ -26,20 +27,20 @@ export interface RolloutOptions {
  * @throws UserError (exit 2) without a rollout; PlatformError (exit 1) naming the master
  *   that failed its health gate; AbortError (exit 130) when abort is declined
  */
-export async function rolloutCommand(o: RolloutOptions): Promise<number> {
+export async function rolloutCommand(o: RolloutOptions, context: CommandContext): Promise<number> {
   const timeoutS = Number(o.timeout);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0 || timeoutS > 86_400) {
     throw new UserError(`--timeout ${o.timeout}: seconds between 0 and 86400`);
   }
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const { store } = await secretStore(ctx);
     const cur = await readRollout(store, ctx.cfg.name, o.layer);
     if (!cur) throw new UserError(`layer ${o.layer} has no rollout record`);
     if (o.action === 'status') {
-      if (o.json) process.stdout.write(`${JSON.stringify(cur.record, null, 2)}\n`);
+      if (o.json) context.stdout.write(`${JSON.stringify(cur.record, null, 2)}\n`);
       else
-        process.stdout.write(
+        context.stdout.write(
           `${describeRollout(cur.record, await statusesOf(store, o.layer, parseStatus)).join('\n')}\n`,
         );
       return 0;

@@ -1,7 +1,9 @@
 import { bootstrap } from '../aws/bootstrap.js';
 import { type ChangeSet, changeSetJson, confirmationFor, hasChanges, planRun } from '../changeset/plan.js';
 import { publishAgent } from '../context/agent-bundle.js';
-import { openEnvironment, secretStore } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
+import type { EnvContext } from '../context/environment.js';
+import { secretStore } from '../context/environment.js';
 import { platformTerraform } from '../context/terraform.js';
 import { ConflictError, ExitCode, TimeoutError, UserError } from '../errors.js';
 import { ExecError } from '../exec/index.js';
@@ -61,7 +63,7 @@ async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
  * @throws PolicyError (6), AbortError (130) when declined, UserError (2) without a TTY and
  *   without --yes, ConflictError (3), TimeoutError (5) with --wait
  */
-export async function runCommand(o: RunOptions): Promise<number> {
+export async function runCommand(o: RunOptions, context: CommandContext): Promise<number> {
   if (!o.yes && !o.plan && !process.stdin.isTTY) {
     throw new UserError('run would ask before applying, but stdin is not a terminal', {
       hint: `review with: run -e ${o.env} --plan; apply non-interactively with: run -e ${o.env} --yes`,
@@ -70,7 +72,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
   if (o.confirm !== undefined && o.confirm !== o.env)
     throw new UserError(`--confirm ${o.confirm} does not match the environment ${o.env}`);
   if (o.exitCode && !o.plan) throw new UserError('--exit-code goes with --plan');
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   let cs: ChangeSet | undefined;
   try {
     const { cfg } = ctx;
@@ -83,11 +85,11 @@ export async function runCommand(o: RunOptions): Promise<number> {
       o.diff && cs.terraform?.summary.changes
         ? await cs.terraform.tf.tf.showPlan(cs.terraform.summary.planFile)
         : undefined;
-    if (o.json) process.stdout.write(`${JSON.stringify(changeSetJson(cs), null, 2)}\n`);
+    if (o.json) context.stdout.write(`${JSON.stringify(changeSetJson(cs), null, 2)}\n`);
     else {
-      process.stdout.write(formatChangeSet(cs, terraformText ? { terraformText } : {}));
-      process.stdout.write('\n## policy\n');
-      await printPolicyReport(cs.policy);
+      context.stdout.write(formatChangeSet(cs, terraformText ? { terraformText } : {}));
+      context.stdout.write('\n## policy\n');
+      await printPolicyReport(cs.policy, context.stdout);
     }
     assertPolicy(cs.policy);
     const pending = hasChanges(cs);
@@ -129,10 +131,7 @@ export async function runCommand(o: RunOptions): Promise<number> {
  * @returns the secure layer's generation after the publish
  * @throws ConflictError (3) when a layer, the local files or the Terraform state moved since the plan
  */
-export async function applyRun(
-  ctx: Awaited<ReturnType<typeof openEnvironment>>,
-  cs: ChangeSet,
-): Promise<number> {
+export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> {
   const { cfg } = ctx;
   const secrets = secretsDir(cfg.name);
   const boot = await step('bootstrap: KMS key, state bucket, secrets bucket', () =>
@@ -221,11 +220,7 @@ export async function applyRun(
   return secureGeneration;
 }
 
-async function converge(
-  ctx: Awaited<ReturnType<typeof openEnvironment>>,
-  o: RunOptions,
-  secureGeneration: number,
-): Promise<number> {
+async function converge(ctx: EnvContext, o: RunOptions, secureGeneration: number): Promise<number> {
   if (!o.wait) return 0;
   const timeoutS = Number(o.waitTimeout ?? 300);
   const { store } = await secretStore(ctx);

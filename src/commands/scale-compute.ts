@@ -1,5 +1,5 @@
 import { listAsgs } from '../aws/inventory.js';
-import { openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { confirmOrAbort } from '../prompt.js';
@@ -8,8 +8,8 @@ import { confirmOrAbort } from '../prompt.js';
 export interface ScaleComputeOptions {
   env: string;
   local?: boolean;
-  /** desired number of workers (text as typed; validated here) */
-  count: string;
+  /** desired number of workers (a whole number: commander's argParser checked it) */
+  count: number;
   yes?: boolean;
 }
 
@@ -19,13 +19,11 @@ export interface ScaleComputeOptions {
  * ASG's bounds. The environment file's WORKER_COUNT is what the next `run` applies, so the
  * command reminds the operator to change it too.
  * @returns 0
- * @throws UserError (2) for a bad count or when the environment has not exactly one worker ASG
+ * @throws UserError (2) for a count outside the ASG's bounds or when the environment has not exactly one worker ASG
  */
-export async function scaleComputeCommand(o: ScaleComputeOptions): Promise<number> {
-  if (!/^\d+$/.test(o.count))
-    throw new UserError(`scale-compute ${o.count}: the count must be a whole number`);
-  const n = Number(o.count);
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+export async function scaleComputeCommand(o: ScaleComputeOptions, context: CommandContext): Promise<number> {
+  const n = o.count;
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const workers = (await listAsgs(ctx.aws, ctx.cfg.name)).filter((g) => g.layer === 'compute');
     if (workers.length !== 1) {

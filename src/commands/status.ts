@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
 import { log } from '../log.js';
 import { environmentState } from '../state/open.js';
 import type { ClusterState } from '../state/schema.js';
@@ -92,8 +92,8 @@ export async function formatState(s: ClusterState, where: string, now: Date): Pr
  * @throws IntegrityError (exit 4) when the document fails authentication; ValidationError
  *   (exit 2) when it does not match the schema, naming each key
  */
-export async function statusCommand(o: StatusOptions): Promise<number> {
-  const ctx = await openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
+export async function statusCommand(o: StatusOptions, context: CommandContext): Promise<number> {
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
   try {
     const store = await environmentState(ctx.aws, ctx.cfg.name, ctx.names);
     const snap = await store.read();
@@ -104,8 +104,8 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
         `written by kube-platform ${snap.state.toolkitVersion}, newer than this toolkit (${ours}): commands that change the cluster refuse without --allow-downgrade`,
       );
     }
-    if (o.json) process.stdout.write(`${JSON.stringify(snap.state, null, 2)}\n`);
-    else process.stdout.write(`${await formatState(snap.state, store.where, new Date())}\n`);
+    if (o.json) context.stdout.write(`${JSON.stringify(snap.state, null, 2)}\n`);
+    else context.stdout.write(`${await formatState(snap.state, store.where, new Date())}\n`);
     return 0;
   } finally {
     await ctx.close();

@@ -1,5 +1,6 @@
 import { listInstances } from '../aws/inventory.js';
-import { openEnvironment, secretStore } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
+import { secretStore } from '../context/environment.js';
 import { TimeoutError, UserError } from '../errors.js';
 import {
   type ConvergenceResult,
@@ -11,7 +12,7 @@ import {
   waitForConvergence,
 } from '../fleet/convergence.js';
 import { log } from '../log.js';
-import { isLayer } from '../secrets/layers.js';
+import type { Layer } from '../secrets/layers.js';
 import { statusProblem } from '../secrets/status.js';
 import { renderTable } from '../table.js';
 
@@ -19,14 +20,14 @@ import { renderTable } from '../table.js';
 export interface SyncStatusOptions {
   env: string;
   local?: boolean;
-  /** layers to report @default ['common', 'secure', 'compute'] */
-  layer?: string[];
+  /** layers to report (commander checked the names) @default ['common', 'secure', 'compute'] */
+  layer?: Layer[];
   /** print JSON on stdout instead of a table */
   json?: boolean;
   /** wait until every instance applied the current generation */
   wait?: boolean;
   /** seconds --wait waits before exit code 5 @default 120 */
-  timeout: string | number;
+  timeout: number;
 }
 
 /** One row of the report: an instance of a layer and what its agent applied. */
@@ -52,18 +53,13 @@ export interface SyncStatusRow {
  * Table or JSON on stdout, progress and the summary lines on stderr.
  * @returns 0
  * @throws TimeoutError (exit 5) when a layer that has a generation has no running instance
- *   (zero instances is not success); UserError (exit 2) for a bad flag; TimeoutError (exit 5) when `--wait` ran out of
+ *   (zero instances is not success); TimeoutError (exit 5) when `--wait` ran out of
  *   time, naming each instance that did not converge and why
  */
-export async function syncStatusCommand(o: SyncStatusOptions): Promise<number> {
+export async function syncStatusCommand(o: SyncStatusOptions, context: CommandContext): Promise<number> {
   const layers = o.layer?.length ? o.layer : ['common', 'secure', 'compute'];
-  for (const l of layers)
-    if (!isLayer(l)) throw new UserError(`--layer ${l}: must be common, secure, compute or locked`);
-  const timeoutS = Number(o.timeout);
-  if (!Number.isFinite(timeoutS) || timeoutS <= 0 || timeoutS > 86_400) {
-    throw new UserError(`--timeout ${o.timeout}: must be a number of seconds between 0 and 86400`);
-  }
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  const timeoutS = o.timeout;
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const { store } = await secretStore(ctx);
     const inventory = await listInstances(ctx.aws, ctx.cfg.name);
@@ -113,9 +109,9 @@ export async function syncStatusCommand(o: SyncStatusOptions): Promise<number> {
       }
     }
     if (o.json) {
-      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      context.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     } else {
-      process.stdout.write(
+      context.stdout.write(
         `${await renderTable(
           ['Layer', 'Instance', 'Name', 'Generation', 'Age', 'Error'],
           rows.map((r) => [

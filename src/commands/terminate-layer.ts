@@ -1,5 +1,5 @@
 import { listInstances } from '../aws/inventory.js';
-import { openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { confirmOrAbort, typeBackOrAbort } from '../prompt.js';
@@ -55,7 +55,10 @@ export function secureTerminateGuard(
  * @returns 0
  * @throws UserError (2) when --confirm names another environment (in playgrounds too)
  */
-export async function terminateLayerCommand(o: TerminateLayerOptions): Promise<number> {
+export async function terminateLayerCommand(
+  o: TerminateLayerOptions,
+  context: CommandContext,
+): Promise<number> {
   // a --confirm naming another environment is an error everywhere, before any AWS call
   if (o.confirm !== undefined && o.confirm !== o.env) {
     throw new UserError(
@@ -63,7 +66,7 @@ export async function terminateLayerCommand(o: TerminateLayerOptions): Promise<n
     );
   }
   const typeBackSecure = secureTerminateGuard(o);
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const env = ctx.cfg.name;
     const targets = (await listInstances(ctx.aws, env)).filter(
@@ -74,7 +77,7 @@ export async function terminateLayerCommand(o: TerminateLayerOptions): Promise<n
       return 0;
     }
     for (const t of targets)
-      process.stdout.write(`${t.instanceId}\t${t.name}\t${t.privateIp ?? '-'}\t${t.availabilityZone}\n`);
+      context.stdout.write(`${t.instanceId}\t${t.name}\t${t.privateIp ?? '-'}\t${t.availabilityZone}\n`);
     const shared = !env.startsWith('play-');
     if (o.yes) {
       if (shared && o.confirm !== env) {

@@ -1,5 +1,5 @@
 import { findKmsKeyArn } from '../aws/bootstrap.js';
-import { openEnvironment } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
 import { platformTerraform } from '../context/terraform.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
@@ -8,6 +8,8 @@ import { log } from '../log.js';
 export interface TerraformOptions {
   env: string;
   local?: boolean;
+  /** terraform's own arguments (after `--`) */
+  args: string[];
 }
 
 /** Subcommands the toolkit owns: the backend is configured by it, never by hand. */
@@ -24,7 +26,8 @@ const REFUSED: Record<string, string> = {
  * @returns terraform's exit code
  * @throws UserError (exit 2) for no arguments, `init`, or an environment `run` never bootstrapped
  */
-export async function terraformCommand(o: TerraformOptions, args: string[]): Promise<number> {
+export async function terraformCommand(o: TerraformOptions, context: CommandContext): Promise<number> {
+  const { args } = o;
   if (args.length === 0) {
     throw new UserError('terraform needs terraform arguments after --', {
       hint: `e.g. terraform -e ${o.env} -- state list`,
@@ -35,7 +38,7 @@ export async function terraformCommand(o: TerraformOptions, args: string[]): Pro
     throw new UserError(`terraform ${args[0]}: ${refused}`, {
       hint: `run the command you need after it, e.g. -- state list`,
     });
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const kmsKeyArn = await findKmsKeyArn(ctx.aws, ctx.names.kmsAlias);
     const { tf, vars } = await platformTerraform(ctx, kmsKeyArn);

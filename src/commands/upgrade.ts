@@ -1,4 +1,5 @@
-import { openEnvironment, secretStore } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
+import { secretStore } from '../context/environment.js';
 import { UserError } from '../errors.js';
 import { exec } from '../exec/index.js';
 import { type KubeApi, kubeApiFrom } from '../kube/api.js';
@@ -49,7 +50,7 @@ export async function clusterPreflight(
  * @returns 0 when the preflight passes (warnings printed)
  * @throws PreflightError (exit 2) naming each refused rule; UserError (exit 2) for a bad flag
  */
-export async function upgradeCommand(o: UpgradeOptions): Promise<number> {
+export async function upgradeCommand(o: UpgradeOptions, context: CommandContext): Promise<number> {
   if (!/^v\d+\.\d+\.\d+$/.test(o.to)) throw new UserError(`--to ${o.to}: a release such as v1.35.0`);
   if (o.etcd !== undefined && !/^v\d+\.\d+\.\d+$/.test(o.etcd))
     throw new UserError(`--etcd ${o.etcd}: a release such as v3.6.5`);
@@ -58,7 +59,7 @@ export async function upgradeCommand(o: UpgradeOptions): Promise<number> {
       hint: 'the phases (API servers by staged rollout, then controllers, then roll compute) follow in a later release',
     });
   }
-  const ctx = await openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
   try {
     const { store } = await secretStore(ctx);
     const kc = await loadKubeconfig(o.kubeconfig, secretsDir(ctx.cfg.name), store);
@@ -76,9 +77,9 @@ export async function upgradeCommand(o: UpgradeOptions): Promise<number> {
       target,
       kubectl?.exitCode === 0 ? kubectl.stdout : undefined,
     );
-    if (o.json) process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
+    if (o.json) context.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
     else if (findings.length)
-      process.stdout.write(
+      context.stdout.write(
         `${await renderTable(
           ['Rule', 'Severity', 'Finding', 'Source'],
           findings.map((f) => [f.rule, f.severity, f.message, f.source]),

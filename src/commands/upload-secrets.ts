@@ -1,4 +1,5 @@
-import { openEnvironment, secretStore } from '../context/environment.js';
+import type { CommandContext } from '../context/command.js';
+import { secretStore } from '../context/environment.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { displayPath, secretsDir } from '../paths.js';
@@ -45,9 +46,12 @@ export interface UploadSecretsOptions {
  * @throws IntegrityError (exit 4) when an index is older than the generation seen, or gone
  * @throws ConflictError (exit 3) when someone else published a layer meanwhile
  */
-export async function uploadSecretsCommand(o: UploadSecretsOptions): Promise<number> {
-  if (o.recover) return recoverCommand(o);
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+export async function uploadSecretsCommand(
+  o: UploadSecretsOptions,
+  context: CommandContext,
+): Promise<number> {
+  if (o.recover) return recoverCommand(o, context);
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const dir = secretsDir(ctx.cfg.name);
     // read and check every layer first: a refusal comes before any request to the bucket
@@ -74,7 +78,7 @@ export async function uploadSecretsCommand(o: UploadSecretsOptions): Promise<num
     }
     const rows = prepared.map((p) => p.result);
     if (o.json) {
-      process.stdout.write(
+      context.stdout.write(
         `${JSON.stringify(
           rows.map((r) => ({ layer: r.layer, generation: r.generation, ...r.plan })),
           null,
@@ -82,7 +86,7 @@ export async function uploadSecretsCommand(o: UploadSecretsOptions): Promise<num
         )}\n`,
       );
     } else {
-      process.stdout.write(
+      context.stdout.write(
         `${await renderTable(
           ['Layer', 'Generation', 'Added', 'Changed', 'Removed', 'Unchanged'],
           rows.map((r) => [
@@ -101,7 +105,7 @@ export async function uploadSecretsCommand(o: UploadSecretsOptions): Promise<num
           ['~', [...r.plan.changed, ...r.plan.modeChanged]],
           ['-', r.plan.removed],
         ] as const) {
-          for (const p of list) process.stdout.write(`${what} ${r.layer}/${p}\n`);
+          for (const p of list) context.stdout.write(`${what} ${r.layer}/${p}\n`);
         }
       }
     }
@@ -138,7 +142,7 @@ export async function uploadSecretsCommand(o: UploadSecretsOptions): Promise<num
  *   recover) or no version continues the chain
  * @throws ConflictError (3) when the index changed while recovering
  */
-async function recoverCommand(o: UploadSecretsOptions): Promise<number> {
+async function recoverCommand(o: UploadSecretsOptions, context: CommandContext): Promise<number> {
   if (!o.layer?.length) {
     throw new UserError('--recover needs --layer: name the layers whose index is to be recovered');
   }
@@ -148,7 +152,7 @@ async function recoverCommand(o: UploadSecretsOptions): Promise<number> {
     });
   }
   const { judgeIndexVersions, planRecovery } = await import('../secrets/recover.js');
-  const ctx = await openEnvironment({ env: o.env, local: o.local });
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const dir = secretsDir(ctx.cfg.name);
     const local: { layer: Layer; files: Awaited<ReturnType<typeof readLayerDir>> }[] = [];
@@ -170,13 +174,13 @@ async function recoverCommand(o: UploadSecretsOptions): Promise<number> {
     for (const { layer, files } of local) {
       const plan = planRecovery(layer, await judgeIndexVersions(store, layer), seen[layer] ?? 0);
       for (const f of plan.failed) {
-        process.stdout.write(
+        context.stdout.write(
           `${layer}: index version ${f.versionId}${f.lastModified ? ` (${f.lastModified.toISOString()})` : ''} fails: ${f.error}\n`,
         );
       }
       const base = plan.base.snap;
       const p = await store.prepare(layer, files, { base, dryRun: true });
-      process.stdout.write(
+      context.stdout.write(
         `${layer}: base generation ${base.index.generation} (version ${plan.base.versionId}); will publish generation ${plan.generation}: ${p.result.plan.added.length + p.result.plan.modeChanged.length} added, ${p.result.plan.changed.length} changed, ${p.result.plan.removed.length} removed, ${p.result.plan.unchanged.length} unchanged\n`,
       );
       if (o.dryRun) continue;

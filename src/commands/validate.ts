@@ -1,4 +1,5 @@
-import { openEnvironment, secretStore } from '../context/environment.js';
+import type { CommandContext, ResultSink } from '../context/command.js';
+import { secretStore } from '../context/environment.js';
 import { TimeoutError, UserError } from '../errors.js';
 import { kubeApiFrom } from '../kube/api.js';
 import { log } from '../log.js';
@@ -95,9 +96,9 @@ export async function recordValidation(stateStore: ClusterStateStore, r: Validat
  * @throws UnhealthyError (exit 5) naming every failure; TimeoutError (exit 5) when --wait
  *   ran out of time; UserError (exit 2) for a bad flag
  */
-export async function validateCommand(o: ValidateOptions): Promise<number> {
+export async function validateCommand(o: ValidateOptions, context: CommandContext): Promise<number> {
   const n = validateNumbers(o);
-  const ctx = await openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
   try {
     const { store } = await secretStore(ctx);
     const stateStore = await environmentState(ctx.aws, ctx.cfg.name, ctx.names);
@@ -120,7 +121,7 @@ export async function validateCommand(o: ValidateOptions): Promise<number> {
         ),
     });
     await recordValidation(stateStore, r);
-    await printResult(r, Boolean(o.json));
+    await printResult(r, Boolean(o.json), context.stdout);
     if (r.passed) {
       log.info(
         `${ctx.cfg.name} is healthy (${r.attempts} validation${r.attempts > 1 ? 's' : ''}, ${r.elapsedS.toFixed(1)} s)`,
@@ -141,15 +142,15 @@ export async function validateCommand(o: ValidateOptions): Promise<number> {
   }
 }
 
-async function printResult(r: ValidateResult, json: boolean): Promise<void> {
+async function printResult(r: ValidateResult, json: boolean, out: ResultSink): Promise<void> {
   if (json) {
-    process.stdout.write(
+    out.write(
       `${JSON.stringify({ passed: r.passed, attempts: r.attempts, timedOut: r.timedOut, failures: r.failures }, null, 2)}\n`,
     );
     return;
   }
   if (!r.failures.length) return;
-  process.stdout.write(
+  out.write(
     `${await renderTable(
       ['Check', 'Subject', 'Failure'],
       r.failures.map((f: Failure) => [f.check, f.subject, f.message]),

@@ -1,9 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { jest } from '@jest/globals';
 import { listInstances } from '../../src/aws/inventory.js';
 import { syncStatusCommand } from '../../src/commands/sync-status.js';
+import { openEnvironment } from '../../src/context/environment.js';
 import { TimeoutError } from '../../src/errors.js';
 import { formatConvergence, waitForConvergence } from '../../src/fleet/convergence.js';
 import { cli, workspace } from '../helpers/cli.js';
@@ -86,17 +86,13 @@ async function syncStatus(args: {
   const saved = process.env.PLATFORM_WORKDIR;
   process.env.PLATFORM_WORKDIR = ws.dir;
   const chunks: string[] = [];
-  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => {
-    chunks.push(String(c));
-    return true;
-  });
+  const context = { openEnvironment, stdout: { write: (text: string) => void chunks.push(text) } };
   try {
-    await syncStatusCommand({ env: ENV, layer: ['secure'], timeout: args.timeout ?? 120, ...args });
+    await syncStatusCommand({ env: ENV, layer: ['secure'], timeout: args.timeout ?? 120, ...args }, context);
     return { out: chunks.join('') };
   } catch (e) {
     return { out: chunks.join(''), error: e as Error };
   } finally {
-    spy.mockRestore();
     if (saved === undefined) delete process.env.PLATFORM_WORKDIR;
     else process.env.PLATFORM_WORKDIR = saved;
   }

@@ -88,3 +88,20 @@ test('every command is one spec file and one handler file, named after the comma
   const specs = readdirSync(path.join(SRC, 'cli', 'specs')).map((f) => f.replace(/\.ts$/, ''));
   expect(specs.sort()).toEqual([...names].sort());
 });
+
+test('the command seam is typed: no `as never` and no Record<string, unknown> in specs, handlers or the CLI', () => {
+  const files = [
+    ...tsFiles(path.join(SRC, 'cli')),
+    ...tsFiles(path.join(SRC, 'commands')),
+    ...tsFiles(path.join(SRC, 'context')),
+  ];
+  const offenders = files.flatMap((f) =>
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .map((line, i) => ({ line, at: `${path.relative(REPO, f)}:${i + 1}` }))
+      .filter(({ line }) => /\bas never\b|Record<string, unknown>/.test(line) && !/^\s*(\*|\/\/)/.test(line))
+      .map(({ at }) => at),
+  );
+  // terraform.ts: the root module's variables are data, not options
+  expect(offenders.filter((o) => !o.startsWith('src/context/terraform.ts'))).toEqual([]);
+});

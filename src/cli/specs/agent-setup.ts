@@ -1,13 +1,14 @@
 import { Option } from 'commander';
+import type { AgentSetupOptions } from '../../commands/agent-setup.js';
 import { collectHost, parseHost, parseLifetime, parsePort } from '../../ssh/args.js';
-import { type CommandSpec, envOption, localOption } from '../common.js';
+import { defineCommand, envOption, localOption } from '../common.js';
 
 /**
  * The `agent-setup` command's flags. registry.ts imports this module while it is itself
  * being evaluated, so nothing of registry.ts is used at load time: envOption/localOption
  * are called inside configure() (function declarations are hoisted; its consts are not).
  */
-export const agentSetupSpec: CommandSpec = {
+export const agentSetupSpec = defineCommand<AgentSetupOptions>({
   name: 'agent-setup',
   summary:
     'ssh-agent with the environment\'s key and an ssh config for its bastion: eval "$(agent-setup -e ENV)", then ssh bastion',
@@ -44,7 +45,8 @@ export const agentSetupSpec: CommandSpec = {
           'a private host to pin (repeatable; default: every running node)',
         ).argParser(collectHost),
       ),
-  run: async (o) => (await import('../../commands/agent-setup.js')).agentSetupCommand(o as never),
+  normalize: (flags) => flags,
+  handler: async () => (await import('../../commands/agent-setup.js')).agentSetupCommand,
   example: [
     'eval "$(agent-setup -e prod)"          # then: ssh bastion ; ssh 10.80.10.12',
     'eval "$(agent-setup -e prod --pin console)"',
@@ -55,4 +57,4 @@ export const agentSetupSpec: CommandSpec = {
     '1 unexpected failure (ssh tools, AWS)',
     '2 bad input: environment file, flag value, missing key or key mode not 0600, no bastion found',
   ],
-};
+});

@@ -1,8 +1,9 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+import type { CleanupOptions } from '../../commands/cleanup.js';
+import { defineCommand, envOption, localOption, STD_EXIT } from '../common.js';
 
 /** The `cleanup` command's flags; the handler is src/commands/cleanup.ts, imported when it runs. */
-export const cleanupSpec: CommandSpec = {
+export const cleanupSpec = defineCommand<CleanupOptions>({
   name: 'cleanup',
   summary:
     'destroy what run created, after showing it and a confirmation; keeps state, secrets and the KMS key',
@@ -15,7 +16,8 @@ export const cleanupSpec: CommandSpec = {
       .addOption(
         new Option('--purge', 'also delete both buckets and schedule the KMS key deletion (asks again)'),
       ),
-  run: async (o) => (await import('../../commands/cleanup.js')).cleanupCommand(o as never),
+  normalize: (flags) => flags,
+  handler: async () => (await import('../../commands/cleanup.js')).cleanupCommand,
   example: ['cleanup -e play-alice', 'cleanup -e staging --yes --confirm staging'],
   exitCodes: [...STD_EXIT, '130 declined at the prompt'],
-};
+});

@@ -1,6 +1,7 @@
 import { Argument, Option } from 'commander';
 import { configureBackupNowFlags, configureNodeModeBackupFlags } from '../../backup/flags.js';
-import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+import type { BackupExpireOptions, BackupListOptions, BackupNowOptions } from '../../commands/etcd-backup.js';
+import { defineCommand, envOption, localOption, STD_EXIT } from '../common.js';
 
 /** Node mode flags (on a master, where there is no environment file). */
 export const nodeModeOptions = configureNodeModeBackupFlags;
@@ -13,7 +14,17 @@ export function optionalEnv(): Option {
 }
 
 /** `etcd-backup list|now|expire`: snapshots of etcd under backups/etcd/ in the secrets bucket. */
-export const etcdBackupSpec: CommandSpec = {
+/** What the three actions take together (each reads its own fields). */
+type EtcdBackupOptions = BackupNowOptions &
+  BackupListOptions &
+  BackupExpireOptions & { action: EtcdBackupAction };
+type EtcdBackupAction = 'list' | 'now' | 'expire';
+
+export const etcdBackupSpec = defineCommand<
+  EtcdBackupOptions,
+  Omit<EtcdBackupOptions, 'action'>,
+  [EtcdBackupAction]
+>({
   name: 'etcd-backup',
   summary: 'etcd snapshots in the secrets bucket: list | now (snapshot, seal, upload, verify) | expire',
   configure: (c) =>
@@ -27,12 +38,14 @@ export const etcdBackupSpec: CommandSpec = {
     )
       .addOption(new Option('--dry-run', 'expire: show what would be deleted'))
       .addOption(new Option('--yes', 'expire: delete without asking')),
-  run: async (o, args) => {
+  normalize: (flags, [action]) => ({ ...flags, action }),
+  handler: async () => {
     const m = await import('../../commands/etcd-backup.js');
-    const action = args[0];
-    if (action === 'list') return m.etcdBackupListCommand(o as never);
-    if (action === 'now') return m.etcdBackupNowCommand(o as never);
-    return m.etcdBackupExpireCommand(o as never);
+    return async (o, context) => {
+      if (o.action === 'list') return m.etcdBackupListCommand(o, context);
+      if (o.action === 'now') return m.etcdBackupNowCommand(o, context);
+      return m.etcdBackupExpireCommand(o, context);
+    };
   },
   example: [
     'etcd-backup list -e prod',
@@ -44,4 +57,4 @@ export const etcdBackupSpec: CommandSpec = {
     '4 integrity: the snapshot read back after upload did not verify',
     '130 declined at the prompt (expire)',
   ],
-};
+});

@@ -1,9 +1,14 @@
 import { Option } from 'commander';
-import { type CommandSpec, localOption, STD_EXIT } from '../common.js';
+import type { EtcdRestoreOptions } from '../../commands/etcd-restore.js';
+import { defineCommand, localOption, STD_EXIT } from '../common.js';
 import { nodeModeOptions, optionalEnv } from './etcd-backup.js';
 
 /** `etcd-restore SNAPSHOT --dry-run | --member ... --initial-cluster ... --token ... --data-dir ...`. */
-export const etcdRestoreSpec: CommandSpec = {
+export const etcdRestoreSpec = defineCommand<
+  EtcdRestoreOptions,
+  Omit<EtcdRestoreOptions, 'snapshot'>,
+  [string]
+>({
   name: 'etcd-restore',
   summary:
     'verify an etcd snapshot (--dry-run: restore into a scratch directory, count keys) or restore a member',
@@ -24,11 +29,8 @@ export const etcdRestoreSpec: CommandSpec = {
       .addOption(new Option('--yes', 'restore without asking (needs --confirm ENV)'))
       .addOption(new Option('--confirm <env>', 'the environment name, typed back (with --yes)'))
       .addOption(new Option('--json', 'print JSON (dry run)')),
-  run: async (o, args) =>
-    (await import('../../commands/etcd-restore.js')).etcdRestoreCommand({
-      ...(o as object),
-      snapshot: args[0] ?? '',
-    } as never),
+  normalize: (flags, [snapshot]) => ({ ...flags, snapshot }),
+  handler: async () => (await import('../../commands/etcd-restore.js')).etcdRestoreCommand,
   example: [
     'etcd-restore -e prod latest --dry-run',
     'etcd-restore --environment prod --bucket B --region eu-west-1 backups/etcd/20261201T220000Z-etcd-a.db --member etcd-a --initial-cluster etcd-a=https://10.80.10.10:2380,... --token kp-restore-1 --data-dir /var/lib/etcd/restored',
@@ -38,4 +40,4 @@ export const etcdRestoreSpec: CommandSpec = {
     '4 integrity: the snapshot is corrupted, tampered with or from another environment; nothing restored',
     '130 the environment name typed back did not match',
   ],
-};
+});

@@ -1,8 +1,9 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+import type { ExportKubeconfigOptions } from '../../commands/export-kubeconfig.js';
+import { defineCommand, envOption, localOption, STD_EXIT } from '../common.js';
 
 /** The `export-kubeconfig` command's flags; the handler is src/commands/export-kubeconfig.ts. */
-export const exportKubeconfigSpec: CommandSpec = {
+export const exportKubeconfigSpec = defineCommand<ExportKubeconfigOptions>({
   name: 'export-kubeconfig',
   summary:
     'your own short-lived cluster-admin certificate (user from your AWS identity), merged into ~/.kube/config',
@@ -22,7 +23,8 @@ export const exportKubeconfigSpec: CommandSpec = {
           "the kubeconfig to merge into (default: $KUBECONFIG's first, else ~/.kube/config)",
         ),
       ),
-  run: async (o) => (await import('../../commands/export-kubeconfig.js')).exportKubeconfigCommand(o as never),
+  normalize: (flags) => flags,
+  handler: async () => (await import('../../commands/export-kubeconfig.js')).exportKubeconfigCommand,
   example: ['export-kubeconfig -e prod', 'export-kubeconfig -e prod --lifetime 2h'],
   exitCodes: STD_EXIT,
-};
+});

@@ -1,8 +1,12 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, LAYER_CHOICES, localOption, STD_EXIT } from '../common.js';
+import type { FetchSecretsOptions } from '../../commands/fetch-secrets.js';
+import { defineCommand, envOption, LAYER_CHOICES, localOption, STD_EXIT } from '../common.js';
 
 /** The `fetch-secrets` command's flags; the handler is src/commands/fetch-secrets.ts, imported when it runs. */
-export const fetchSecretsSpec: CommandSpec = {
+/** commander's flags: `--no-kubeconfig` arrives as `kubeconfig: false`. */
+type FetchSecretsFlags = Omit<FetchSecretsOptions, 'noKubeconfig'> & { kubeconfig: boolean };
+
+export const fetchSecretsSpec = defineCommand<FetchSecretsOptions, FetchSecretsFlags>({
   name: 'fetch-secrets',
   summary:
     'fetch the layers you may read into secrets/<env>/, verified; set up ~/.kube/config and the SSH key',
@@ -17,18 +21,12 @@ export const fetchSecretsSpec: CommandSpec = {
         ),
       )
       .addOption(new Option('--no-kubeconfig', 'leave ~/.kube/config alone')),
-  run: async (o) => {
-    const opts = o as Record<string, unknown>;
-    const { fetchSecretsCommand } = await import('../../commands/fetch-secrets.js');
-    return fetchSecretsCommand({
-      ...(opts as never as Parameters<typeof fetchSecretsCommand>[0]),
-      noKubeconfig: opts.kubeconfig === false,
-    });
-  },
+  normalize: ({ kubeconfig, ...flags }) => ({ ...flags, noKubeconfig: kubeconfig === false }),
+  handler: async () => (await import('../../commands/fetch-secrets.js')).fetchSecretsCommand,
   example: ['fetch-secrets -e prod', 'fetch-secrets -e prod --layer locked --force'],
   exitCodes: [
     ...STD_EXIT,
     '3 local files differ from the bucket (listed); nothing written',
     '4 integrity: verification failed',
   ],
-};
+});

@@ -6,13 +6,14 @@ import {
   configureAgentFlags,
   configureNodeModeFlags,
 } from '../../agent/flags.js';
-import type { CommandSpec } from '../common.js';
+import type { ManifestSyncOptions } from '../../commands/manifest-sync.js';
+import { defineCommand } from '../common.js';
 
 /**
  * `manifest-sync` in the toolkit CLI: the node agent's flags (src/agent/flags.ts) plus the
  * operator mode, `-e ENV` (bucket and region from the environment file) and `--local`.
  */
-export const manifestSyncSpec: CommandSpec = {
+export const manifestSyncSpec = defineCommand<ManifestSyncOptions>({
   name: 'manifest-sync',
   summary: AGENT_SUMMARY,
   configure: (c) => {
@@ -29,7 +30,8 @@ export const manifestSyncSpec: CommandSpec = {
     );
     configureAgentFlags(c);
   },
-  run: async (o) => (await import('../../commands/manifest-sync.js')).manifestSyncCommand(o as never),
+  normalize: (flags) => flags,
+  handler: async () => (await import('../../commands/manifest-sync.js')).manifestSyncCommand,
   example: AGENT_EXAMPLES,
   exitCodes: AGENT_EXIT_CODES,
-};
+});

@@ -1,8 +1,9 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, STD_EXIT } from '../common.js';
+import type { PolicyOptions } from '../../commands/policy.js';
+import { defineCommand, envOption, STD_EXIT } from '../common.js';
 
 /** `policy`: the policy rules over the environment, its manifests and a Terraform plan (README "policy"). */
-export const policySpec: CommandSpec = {
+export const policySpec = defineCommand<PolicyOptions>({
   name: 'policy',
   summary:
     'check the environment, its rendered manifests and a Terraform plan against the policy rules (offline)',
@@ -17,7 +18,8 @@ export const policySpec: CommandSpec = {
       )
       .addOption(new Option('--json', 'print the report as JSON'))
       .addOption(new Option('--verbose', 'list passed and not-evaluated rules too')),
-  run: async (o) => (await import('../../commands/policy.js')).policyCommand(o as never),
+  normalize: (flags) => flags,
+  handler: async () => (await import('../../commands/policy.js')).policyCommand,
   example: ['policy -e prod', 'policy -e prod --plan-json plan.json --json'],
   exitCodes: [...STD_EXIT, '6 refused: a rule failed outside play-* (rule, resource and attribute named)'],
-};
+});

@@ -1,8 +1,9 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+import type { RollCommandOptions } from '../../commands/roll.js';
+import { defineCommand, envOption, localOption, STD_EXIT } from '../common.js';
 
 /** `roll LAYER`: rolling replacement (src/roll/); the handler is src/commands/roll.ts. */
-export const rollSpec: CommandSpec = {
+export const rollSpec = defineCommand<RollCommandOptions, Omit<RollCommandOptions, 'layer'>, [string]>({
   name: 'roll',
   summary:
     'replace outdated instances of a layer one by one: workers drained (PDB-aware), masters gated on etcd quorum',
@@ -44,11 +45,8 @@ export const rollSpec: CommandSpec = {
       )
       .addOption(new Option('--poll <seconds>', 'seconds between polls while waiting').default('5'))
       .addOption(new Option('--allow-downgrade', 'act on a cluster state written by a newer toolkit')),
-  run: async (o, args) =>
-    (await import('../../commands/roll.js')).rollCommand({
-      ...(o as never as object),
-      layer: args[0] ?? '',
-    } as never),
+  normalize: (flags, [layer]) => ({ ...flags, layer }),
+  handler: async () => (await import('../../commands/roll.js')).rollCommand,
   example: ['roll -e prod compute --plan', 'roll -e prod compute --yes', 'roll -e prod secure --yes'],
   exitCodes: [
     ...STD_EXIT,
@@ -56,4 +54,4 @@ export const rollSpec: CommandSpec = {
     '5 a drain (--on-drain-timeout fail), a replacement or a validation timed out',
     '130 declined, or interrupted (the journal is kept: run roll again to resume)',
   ],
-};
+});

@@ -1,8 +1,13 @@
 import { Argument, Option } from 'commander';
-import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+import type { RolloutOptions } from '../../commands/rollout.js';
+import { defineCommand, envOption, localOption, STD_EXIT } from '../common.js';
 
 /** `rollout status|resume|abort`: the staged rollout of a layer (src/secrets/rollout.ts). */
-export const rolloutSpec: CommandSpec = {
+export const rolloutSpec = defineCommand<
+  RolloutOptions,
+  Omit<RolloutOptions, 'action'>,
+  [RolloutOptions['action']]
+>({
   name: 'rollout',
   summary:
     'staged control-plane rollout: status | resume (promote master by master) | abort (back to the previous generation)',
@@ -19,11 +24,8 @@ export const rolloutSpec: CommandSpec = {
       )
       .addOption(new Option('--yes', 'abort: do not ask'))
       .addOption(new Option('--json', 'status: print the rollout record as JSON')),
-  run: async (o, args) =>
-    (await import('../../commands/rollout.js')).rolloutCommand({
-      ...(o as object),
-      action: args[0],
-    } as never),
+  normalize: (flags, [action]) => ({ ...flags, action }),
+  handler: async () => (await import('../../commands/rollout.js')).rolloutCommand,
   example: ['rollout status -e prod', 'rollout resume -e prod --timeout 600', 'rollout abort -e prod'],
   exitCodes: [
     ...STD_EXIT,
@@ -31,4 +33,4 @@ export const rolloutSpec: CommandSpec = {
     '3 conflict: the rollout record changed meanwhile',
     '130 abort declined at the prompt',
   ],
-};
+});

@@ -1,8 +1,9 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, localOption, STD_EXIT, secondsArg } from '../common.js';
+import type { RunOptions } from '../../commands/run.js';
+import { defineCommand, envOption, localOption, STD_EXIT, secondsArg } from '../common.js';
 
 /** The `run` command's flags; the handler is src/commands/run.ts, imported when it runs. */
-export const runSpec: CommandSpec = {
+export const runSpec = defineCommand<RunOptions>({
   name: 'run',
   summary:
     'plan the whole change (bootstrap, PKI, layers, agent, Terraform, policy), ask once, then apply it',
@@ -33,7 +34,8 @@ export const runSpec: CommandSpec = {
           .argParser(secondsArg(1, 86_400))
           .default(300),
       ),
-  run: async (o) => (await import('../../commands/run.js')).runCommand(o as never),
+  normalize: (flags) => flags,
+  handler: async () => (await import('../../commands/run.js')).runCommand,
   example: [
     'run -e prod --plan',
     'run -e prod --plan --json --exit-code',
@@ -48,4 +50,4 @@ export const runSpec: CommandSpec = {
     '5 --wait timed out: not every master converged (named)',
     '130 declined at the prompt',
   ],
-};
+});

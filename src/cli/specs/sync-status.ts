@@ -1,11 +1,12 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, localOption, STD_EXIT, secondsArg } from '../common.js';
+import type { SyncStatusOptions } from '../../commands/sync-status.js';
+import { defineCommand, envOption, localOption, STD_EXIT, secondsArg } from '../common.js';
 
 /**
  * `sync-status`: which generation each node's manifest-sync agent applied, per layer, from
  * the inventory and the agents' status reports; `--wait` waits for convergence.
  */
-export const syncStatusSpec: CommandSpec = {
+export const syncStatusSpec = defineCommand<SyncStatusOptions>({
   name: 'sync-status',
   summary:
     "each node's manifest-sync: generation applied, age of its last report, error; --wait for convergence",
@@ -28,10 +29,11 @@ export const syncStatusSpec: CommandSpec = {
           .argParser(secondsArg(1, 86_400))
           .default(120),
       ),
-  run: async (o) => (await import('../../commands/sync-status.js')).syncStatusCommand(o as never),
+  normalize: (flags) => flags,
+  handler: async () => (await import('../../commands/sync-status.js')).syncStatusCommand,
   example: ['sync-status -e prod', 'sync-status -e prod --layer secure --wait --timeout 60'],
   exitCodes: [
     ...STD_EXIT,
     '5 --wait timed out: the instances that did not converge are named with their reason',
   ],
-};
+});

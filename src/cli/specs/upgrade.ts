@@ -1,8 +1,9 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+import type { UpgradeOptions } from '../../commands/upgrade.js';
+import { defineCommand, envOption, localOption, STD_EXIT } from '../common.js';
 
 /** `upgrade --to vX.Y.Z --plan`: the version-skew preflight of an in-place upgrade (src/upgrade/). */
-export const upgradeSpec: CommandSpec = {
+export const upgradeSpec = defineCommand<UpgradeOptions>({
   name: 'upgrade',
   summary: 'Kubernetes upgrade preflight (--plan): the version-skew policy against what the cluster runs',
   configure: (c) =>
@@ -20,7 +21,8 @@ export const upgradeSpec: CommandSpec = {
       )
       .addOption(new Option('--plan', 'run the preflight only (required in this release)'))
       .addOption(new Option('--json', 'print the findings as JSON')),
-  run: async (o) => (await import('../../commands/upgrade.js')).upgradeCommand(o as never),
+  normalize: (flags) => flags,
+  handler: async () => (await import('../../commands/upgrade.js')).upgradeCommand,
   example: [
     'upgrade -e prod --to v1.35.0 --plan',
     'upgrade -e prod --to v1.35.0 --etcd v3.6.5 --plan --json',
@@ -29,4 +31,4 @@ export const upgradeSpec: CommandSpec = {
     ...STD_EXIT.slice(0, 2),
     '2 bad input, or the preflight refused the target (each rule named with its source)',
   ],
-};
+});

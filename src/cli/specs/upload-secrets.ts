@@ -1,8 +1,9 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, LAYER_CHOICES, localOption, STD_EXIT } from '../common.js';
+import type { UploadSecretsOptions } from '../../commands/upload-secrets.js';
+import { defineCommand, envOption, LAYER_CHOICES, localOption, STD_EXIT } from '../common.js';
 
 /** The `upload-secrets` command's flags; the handler is src/commands/upload-secrets.ts, imported when it runs. */
-export const uploadSecretsSpec: CommandSpec = {
+export const uploadSecretsSpec = defineCommand<UploadSecretsOptions>({
   name: 'upload-secrets',
   summary: 'publish secrets/<env>/ to the secrets bucket, layer by layer (unchanged files are skipped)',
   configure: (c) =>
@@ -31,7 +32,8 @@ export const uploadSecretsSpec: CommandSpec = {
         ),
       )
       .addOption(new Option('--yes', 'with --recover: do not ask')),
-  run: async (o) => (await import('../../commands/upload-secrets.js')).uploadSecretsCommand(o as never),
+  normalize: (flags) => flags,
+  handler: async () => (await import('../../commands/upload-secrets.js')).uploadSecretsCommand,
   example: [
     'upload-secrets -e prod --dry-run',
     'upload-secrets -e prod --layer secure',
@@ -42,4 +44,4 @@ export const uploadSecretsSpec: CommandSpec = {
     '3 conflict: someone else published meanwhile; nothing of yours was published',
     '4 integrity: an index failed verification, went back, or vanished after a generation was seen',
   ],
-};
+});

@@ -1,8 +1,9 @@
 import { Option } from 'commander';
-import { type CommandSpec, envOption, localOption, STD_EXIT } from '../common.js';
+import type { ValidateOptions } from '../../commands/validate.js';
+import { defineCommand, envOption, localOption, STD_EXIT } from '../common.js';
 
 /** `validate`: is the cluster healthy, not just synced (src/validate/). */
-export const validateSpec: CommandSpec = {
+export const validateSpec = defineCommand<ValidateOptions>({
   name: 'validate',
   summary:
     'check the cluster is healthy: ASGs, Nodes Ready, control-plane and critical pods, etcd, agents, certificates, version skew',
@@ -21,11 +22,12 @@ export const validateSpec: CommandSpec = {
       .addOption(new Option('--interval <seconds>', 'seconds between validations').default('10'))
       .addOption(new Option('--timeout <seconds>', 'how long --wait waits').default('900'))
       .addOption(new Option('--json', 'print the result as JSON')),
-  run: async (o) => (await import('../../commands/validate.js')).validateCommand(o as never),
+  normalize: (flags) => flags,
+  handler: async () => (await import('../../commands/validate.js')).validateCommand,
   example: [
     'validate -e prod',
     'validate -e prod --wait --timeout 600',
     'validate -e prod --json | jq .failures',
   ],
   exitCodes: [...STD_EXIT, '5 not healthy (each failure named), the API unreachable, or --wait timed out'],
-};
+});
