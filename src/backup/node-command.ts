@@ -1,4 +1,4 @@
-import { AwsClients, awsSettings } from '../aws/clients.js';
+import { awsSettings, StorageClients } from '../aws/storage-clients.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { KmsKeyService } from '../secrets/keyring.js';
@@ -55,7 +55,7 @@ export async function openNodeBackups(o: NodeBackupFlags): Promise<OpenedBackups
     dailyS: whole('--daily-days', o.dailyDays, DEFAULT_RETENTION.dailyS / 86_400, 3650) * 86_400,
   };
   const intervalMinutes = whole('--interval-minutes', o.intervalMinutes, 15, 1440) || 15;
-  const aws = new AwsClients(awsSettings(o.region));
+  const aws = new StorageClients(awsSettings(o.region));
   const kmsKeyId = `alias/kube-platform/${o.environment}`;
   return {
     store: new BackupStore({

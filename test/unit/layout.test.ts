@@ -52,6 +52,8 @@ const OPERATOR_SIDE = [
   'src/fleet/',
   'src/aws/local.ts',
   'src/aws/inventory.ts',
+  // AwsClients carries EC2, Auto Scaling, ELBv2 and STS: the agent builds StorageClients (S3, KMS)
+  'src/aws/clients.ts',
 ];
 
 test('the node agent (src/agent/) reaches nothing of the operator side, directly or through shared modules', () => {
