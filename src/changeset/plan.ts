@@ -185,12 +185,22 @@ export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<Cha
       emptyState,
     });
     try {
-      const summary = await tf.tf.plan(tf.vars, tf.planFile, { lock: false, varFile: tf.varFile });
+      // json: false — without changes `show -json` (seconds: it loads every provider schema)
+      // is skipped; Terraform then applies nothing, so its rules have nothing to refuse and
+      // are reported as not evaluated
+      const summary = await tf.tf.plan(tf.vars, tf.planFile, {
+        lock: false,
+        varFile: tf.varFile,
+        json: false,
+      });
       planJson = summary.json;
       const { planView } = await import('../policy/index.js');
-      const resources = planView(planJson)
-        .resources.filter((r) => !r.actions.every((a) => a === 'no-op' || a === 'read'))
-        .map((r) => ({ address: r.address, actions: r.actions }));
+      const resources =
+        planJson === undefined
+          ? []
+          : planView(planJson)
+              .resources.filter((r) => !r.actions.every((a) => a === 'no-op' || a === 'read'))
+              .map((r) => ({ address: r.address, actions: r.actions }));
       terraform = { summary, resources, emptyState, tf };
     } catch (e) {
       await tf.dispose();
