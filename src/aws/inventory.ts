@@ -160,3 +160,35 @@ export async function listAsgs(aws: AwsClients, environment: string): Promise<As
   }
   return rows.sort((a, b) => a.name.localeCompare(b.name));
 }
+
+/**
+ * Sets an ASG's desired capacity (SetDesiredCapacity, HonorCooldown false: the operator asked).
+ * @throws the SDK's error (e.g. ValidationError outside the group's bounds)
+ */
+export async function setDesiredCapacity(aws: AwsClients, asgName: string, desired: number): Promise<void> {
+  const { SetDesiredCapacityCommand } = await import('@aws-sdk/client-auto-scaling');
+  await (await aws.autoscaling()).send(
+    new SetDesiredCapacityCommand({
+      AutoScalingGroupName: asgName,
+      DesiredCapacity: desired,
+      HonorCooldown: false,
+    }),
+  );
+}
+
+/** Terminates instances (TerminateInstances); their ASGs replace them. */
+export async function terminateInstances(aws: AwsClients, instanceIds: string[]): Promise<void> {
+  const { TerminateInstancesCommand } = await import('@aws-sdk/client-ec2');
+  await (await aws.ec2()).send(new TerminateInstancesCommand({ InstanceIds: instanceIds }));
+}
+
+/**
+ * An instance's serial console output, decoded (EC2 GetConsoleOutput: base64, the most recent
+ * 64 KB; https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html).
+ * @returns '' when there is none yet
+ */
+export async function consoleOutput(aws: AwsClients, instanceId: string): Promise<string> {
+  const { GetConsoleOutputCommand } = await import('@aws-sdk/client-ec2');
+  const r = await (await aws.ec2()).send(new GetConsoleOutputCommand({ InstanceId: instanceId }));
+  return r.Output ? Buffer.from(r.Output, 'base64').toString('utf8') : '';
+}

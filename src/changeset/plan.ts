@@ -164,14 +164,8 @@ export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<Cha
   const bundle = await agentBundle();
   let agentPublished = false;
   if (stateBucket.exists) {
-    const s3 = await ctx.aws.s3();
-    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
-    agentPublished = await s3
-      .send(new HeadObjectCommand({ Bucket: names.stateBucket, Key: bundle.key }))
-      .then(
-        () => true,
-        () => false,
-      );
+    const { objectExists } = await import('../aws/objects.js');
+    agentPublished = await objectExists(ctx.aws, names.stateBucket, bundle.key);
   }
 
   let terraform: ChangeSet['terraform'];

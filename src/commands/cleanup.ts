@@ -145,10 +145,6 @@ export async function cleanupCommand(o: CleanupOptions, context: CommandContext)
 
 /** true when the environment's Terraform state object exists (HeadObject: a read). */
 async function stateObjectExists(ctx: EnvContext): Promise<boolean> {
-  const s3 = await ctx.aws.s3();
-  const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
-  return s3.send(new HeadObjectCommand({ Bucket: ctx.names.stateBucket, Key: ctx.names.stateKey })).then(
-    () => true,
-    () => false,
-  );
+  const { objectExists } = await import('../aws/objects.js');
+  return objectExists(ctx.aws, ctx.names.stateBucket, ctx.names.stateKey);
 }

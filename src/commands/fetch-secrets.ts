@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CommandContext } from '../context/command.js';
 import { secretStore } from '../context/environment.js';
-import { ConflictError, IntegrityError, PlatformError } from '../errors.js';
+import { ConflictError, PlatformError } from '../errors.js';
 import { atomicWrite, listFiles } from '../fsutil.js';
 import { log } from '../log.js';
 import { displayPath, secretsDir } from '../paths.js';

@@ -1,4 +1,4 @@
-import { listAsgs } from '../aws/inventory.js';
+import { listAsgs, setDesiredCapacity } from '../aws/inventory.js';
 import type { CommandContext } from '../context/command.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
@@ -50,14 +50,7 @@ export async function scaleComputeCommand(o: ScaleComputeOptions, context: Comma
         `non-interactively: scale-compute -e ${ctx.cfg.name} ${n} --yes`,
       );
     }
-    const { SetDesiredCapacityCommand } = await import('@aws-sdk/client-auto-scaling');
-    await (await ctx.aws.autoscaling()).send(
-      new SetDesiredCapacityCommand({
-        AutoScalingGroupName: asg.name,
-        DesiredCapacity: n,
-        HonorCooldown: false,
-      }),
-    );
+    await setDesiredCapacity(ctx.aws, asg.name, n);
     log.info(`${asg.name}: desired capacity ${asg.desired} → ${n}`);
     if (n !== ctx.cfg.workers.count) {
       log.warn(

@@ -1,7 +1,7 @@
 import { listInstances } from '../aws/inventory.js';
 import type { CommandContext } from '../context/command.js';
 import { secretStore } from '../context/environment.js';
-import { TimeoutError, UserError } from '../errors.js';
+import { TimeoutError } from '../errors.js';
 import {
   type ConvergenceResult,
   checkConvergence,

@@ -1,4 +1,4 @@
-import { listInstances } from '../aws/inventory.js';
+import { listInstances, terminateInstances } from '../aws/inventory.js';
 import type { CommandContext } from '../context/command.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
@@ -95,9 +95,9 @@ export async function terminateLayerCommand(
           hint,
         );
     }
-    const { TerminateInstancesCommand } = await import('@aws-sdk/client-ec2');
-    await (await ctx.aws.ec2()).send(
-      new TerminateInstancesCommand({ InstanceIds: targets.map((t) => t.instanceId) }),
+    await terminateInstances(
+      ctx.aws,
+      targets.map((t) => t.instanceId),
     );
     log.info(`terminated ${targets.length} ${o.layer} instances; their ASGs will replace them`);
     return 0;

@@ -25,31 +25,26 @@ export async function agentBundle(): Promise<{ bytes: Buffer; sha256: string; ke
   return { bytes, sha256: digest, key: `agent/manifest-sync-${digest}.mjs` };
 }
 
-/** Uploads the agent bundle unless an object with its digest is already there. */
+/**
+ * Uploads the agent bundle unless an object with its digest is already there.
+ * @throws PlatformError when the state bucket refuses the HeadObject (a 403 is not "absent")
+ */
 export async function publishAgent(
   ctx: EnvContext,
   kmsKeyArn: string,
 ): Promise<{ key: string; sha256: string }> {
   const agent = await agentBundle();
-  const s3 = await ctx.aws.s3();
-  const { HeadObjectCommand, PutObjectCommand } = await import('@aws-sdk/client-s3');
-  const exists = await s3.send(new HeadObjectCommand({ Bucket: ctx.names.stateBucket, Key: agent.key })).then(
-    () => true,
-    () => false,
-  );
-  if (exists) {
+  const { objectExists, putPlainObject } = await import('../aws/objects.js');
+  if (await objectExists(ctx.aws, ctx.names.stateBucket, agent.key)) {
     log.info(`${agent.key} already published`);
   } else {
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: ctx.names.stateBucket,
-        Key: agent.key,
-        Body: agent.bytes,
-        ContentType: 'text/javascript',
-        ServerSideEncryption: 'aws:kms',
-        SSEKMSKeyId: kmsKeyArn,
-      }),
-    );
+    await putPlainObject(ctx.aws, {
+      bucket: ctx.names.stateBucket,
+      key: agent.key,
+      body: agent.bytes,
+      contentType: 'text/javascript',
+      kmsKeyArn,
+    });
     log.info(`published ${agent.key}`);
   }
   return { key: agent.key, sha256: agent.sha256 };

@@ -47,8 +47,6 @@ export function privateNodes(rows: InstanceRow[], env: string): (InstanceRow & {
  * @returns [] when the console has no host key block (yet: EC2 publishes it a few minutes after boot)
  */
 export async function consoleHostKeys(aws: AwsClients, instanceId: string): Promise<HostKey[]> {
-  const { GetConsoleOutputCommand } = await import('@aws-sdk/client-ec2');
-  const r = await (await aws.ec2()).send(new GetConsoleOutputCommand({ InstanceId: instanceId }));
-  const text = r.Output ? Buffer.from(r.Output, 'base64').toString('utf8') : '';
-  return parseConsoleHostKeys(text);
+  const { consoleOutput } = await import('../aws/inventory.js');
+  return parseConsoleHostKeys(await consoleOutput(aws, instanceId));
 }

@@ -150,9 +150,8 @@ export async function makeEnvKey(secrets: string, env: string): Promise<{ file: 
 }
 
 /**
- * Runs the `agent-setup` command through its CommandSpec and commander in a child Node
- * process, as the CLI will once it is registered in src/cli/registry.ts: real argument
- * parsing, real stdout (what `eval` reads) and stderr, exit code from reportError.
+ * Runs the `agent-setup` command through the CLI's main() in a child Node process: real
+ * argument parsing, real stdout (what `eval` reads) and stderr, exit code from reportError.
  */
 export async function runAgentSetup(
   args: string[],
@@ -160,16 +159,8 @@ export async function runAgentSetup(
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const dist = path.resolve(import.meta.dirname, '..', '..', 'src');
   const script = `
-import { Command } from 'commander';
-import { agentSetupSpec as spec } from ${JSON.stringify(path.join(dist, 'cli', 'specs', 'agent-setup.js'))};
-import { reportError } from ${JSON.stringify(path.join(dist, 'cli', 'report.js'))};
-const program = new Command('kube-platform').exitOverride();
-const cmd = program.command(spec.name);
-spec.configure(cmd);
-cmd.exitOverride();
-cmd.action(async (...a) => { process.exitCode = await spec.run(a.at(-2), []); });
-try { await program.parseAsync(process.argv.slice(1), { from: 'user' }); }
-catch (e) { process.exitCode = reportError(e, false); }
+import { main } from ${JSON.stringify(path.join(dist, 'cli', 'main.js'))};
+process.exitCode = await main(process.argv.slice(1));
 `;
   const r = await exec(process.execPath, ['--input-type=module', '-e', script, 'agent-setup', ...args], {
     cwd: path.resolve(dist, '..', '..'), // the repository, where `commander` resolves

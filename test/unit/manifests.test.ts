@@ -343,6 +343,7 @@ describe('manifestValues', () => {
       } catch (e) {
         return e;
       }
+      return undefined;
     })();
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as UserError).exitCode).toBe(2);
