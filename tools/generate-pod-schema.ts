@@ -9,7 +9,8 @@
  *   npm run build && node dist/tools/generate-pod-schema.js /tmp/package src/agent/schema
  *   npx biome check --write src/agent/schema/
  *
- * It writes two modules: `pod-v1.34.ts`, the schema, and `pod-v1.34.validate.ts`, the
+ * It writes two modules: `pod-v1.34.ts`, the schema (reviewable data, in the output dir), and
+ * `src/generated/pod-v1.34.validate.ts` (two levels above it, then generated/), the
  * schema compiled by Ajv to standalone code (Ajv docs, "Standalone validation code"), which
  * is what the agent runs: compiling the schema at run time would cost the node agent about
  * 20 MB of memory, the precompiled validator about 3 MB, and no Ajv in its bundle.
@@ -144,7 +145,8 @@ async function main(pkgDir: string, outDir: string): Promise<void> {
   if (/\brequire\(|^import /m.test(code))
     throw new Error('the standalone validator needs Ajv at run time: not supported');
   await writeFile(
-    path.join(outDir, 'pod-v1.34.validate.ts'),
+    // generated code lives under src/generated/ (marked in .gitattributes), beside nothing hand-written
+    path.join(outDir, '..', '..', 'generated', 'pod-v1.34.validate.ts'),
     `${header}// Ajv standalone code for POD_SCHEMA (pod-v1.34.ts): validate(data) → boolean, validate.errors.\n` +
       `// biome-ignore-all lint: generated code\n// @ts-nocheck\n${code}\n`,
   );

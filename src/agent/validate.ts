@@ -1,8 +1,8 @@
 import type { ErrorObject } from 'ajv';
 import { isMap, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import { IntegrityError } from '../errors.js';
+import { validate as podSchemaValidate } from '../generated/pod-v1.34.validate.js';
 import { POD_SCHEMA_VERSION } from './schema/pod-v1.34.js';
-import { validate as podSchemaValidate } from './schema/pod-v1.34.validate.js';
 
 /**
  * Validation of a static pod manifest before manifest-sync writes it into kubelet's

@@ -114,7 +114,7 @@ test('the precompiled validator is the schema: it agrees with Ajv compiling POD_
   const { Ajv } = await import('ajv');
   const { POD_SCHEMA } = await import('../../src/agent/schema/pod-v1.34.js');
   const { validate: precompiled } = (await import(
-    '../../src/agent/schema/pod-v1.34.validate.js'
+    '../../src/generated/pod-v1.34.validate.js'
   )) as unknown as {
     validate: ((d: unknown) => boolean) & { errors?: unknown[] | null };
   };
