@@ -61,14 +61,9 @@ async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
  * state bucket and must list the same resources and actions).
  * @returns 0; 7 with --exit-code when --plan found changes
  * @throws PolicyError (6), AbortError (130) when declined, UserError (2) without a TTY and
- *   without --yes, ConflictError (3), TimeoutError (5) with --wait
+ *   without --yes (after the plan is printed, before any write), ConflictError (3), TimeoutError (5) with --wait
  */
 export async function runCommand(o: RunOptions, context: CommandContext): Promise<number> {
-  if (!o.yes && !o.plan && !process.stdin.isTTY) {
-    throw new UserError('run would ask before applying, but stdin is not a terminal', {
-      hint: `review with: run -e ${o.env} --plan; apply non-interactively with: run -e ${o.env} --yes`,
-    });
-  }
   if (o.confirm !== undefined && o.confirm !== o.env)
     throw new UserError(`--confirm ${o.confirm} does not match the environment ${o.env}`);
   if (o.exitCode && !o.plan) throw new UserError('--exit-code goes with --plan');
@@ -103,6 +98,13 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     }
     const how = confirmationFor(cs);
     const hint = `for scripts: run -e ${cfg.name} --yes${how === 'type-back' ? ` --confirm ${cfg.name}` : ''}`;
+    // the plan is printed first (Terraform's habit), so a refusal without a TTY still shows
+    // what would change, and bad input (a template, a policy) is reported before this
+    if (!o.yes && !process.stdin.isTTY) {
+      throw new UserError('run would ask before applying, but stdin is not a terminal; nothing was changed', {
+        hint: `review with: run -e ${cfg.name} --plan; ${hint}`,
+      });
+    }
     if (o.yes) {
       if (how === 'type-back' && o.confirm !== cfg.name)
         throw new UserError(

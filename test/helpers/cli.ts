@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -11,6 +11,23 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/**
+ * The env file of a shared (non-play) environment that passes the enforced policy:
+ * environments/play.env with the SSH and API access lists narrowed to TEST-NET-3
+ * (203.0.113.0/24, RFC 5737), the account pinned to moto's 123456789012, and the
+ * documented control-plane waivers of environments/example-prod.env.
+ */
+export function sharedEnvFile(): string {
+  const waivers = readFileSync(path.join(REPO, 'environments', 'example-prod.env'), 'utf8').match(
+    /^POLICY_WAIVERS=.*$/m,
+  )?.[0];
+  if (!waivers) throw new Error('environments/example-prod.env has no POLICY_WAIVERS line');
+  return readFileSync(path.join(REPO, 'environments', 'play.env'), 'utf8')
+    .replace('SSH_ACCESS_LIST=0.0.0.0/0', 'SSH_ACCESS_LIST=203.0.113.0/24')
+    .replace('KUBEAPI_ACCESS_LIST=0.0.0.0/0', 'KUBEAPI_ACCESS_LIST=203.0.113.0/24')
+    .concat('AWS_ACCOUNT_ID=123456789012\n', `${waivers}\n`);
 }
 
 /**

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { listFiles } from '../../src/fsutil.js';
 import { parseEnvelope } from '../../src/secrets/envelope.js';
-import { type CliResult, cli, REPO, workspace } from '../helpers/cli.js';
+import { type CliResult, cli, sharedEnvFile, workspace } from '../helpers/cli.js';
 import { useMoto } from '../helpers/moto.js';
 
 const moto = useMoto({ resetEach: false });
@@ -20,17 +20,7 @@ const ENV = 'e2e';
 // a shared (non-play) environment: policy is enforced, so the access lists are narrowed and
 // the account pinned; the two documented control-plane deviations carry waivers
 // (environments/example-prod.env)
-const ws = workspace({
-  [ENV]: readFileSync(path.join(REPO, 'environments', 'play.env'), 'utf8')
-    .replace('SSH_ACCESS_LIST=0.0.0.0/0', 'SSH_ACCESS_LIST=203.0.113.0/24')
-    .replace('KUBEAPI_ACCESS_LIST=0.0.0.0/0', 'KUBEAPI_ACCESS_LIST=203.0.113.0/24')
-    .concat(
-      'AWS_ACCOUNT_ID=123456789012\n',
-      (readFileSync(path.join(REPO, 'environments', 'example-prod.env'), 'utf8').match(
-        /^POLICY_WAIVERS=.*$/m,
-      )?.[0] ?? '') + '\n',
-    ),
-});
+const ws = workspace({ [ENV]: sharedEnvFile() });
 const secrets = path.join(ws.dir, 'secrets', ENV);
 const outputs: CliResult[] = [];
 

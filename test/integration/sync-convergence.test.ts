@@ -6,7 +6,7 @@ import { syncStatusCommand } from '../../src/commands/sync-status.js';
 import { openEnvironment } from '../../src/context/environment.js';
 import { TimeoutError } from '../../src/errors.js';
 import { formatConvergence, waitForConvergence } from '../../src/fleet/convergence.js';
-import { cli, workspace } from '../helpers/cli.js';
+import { cli, sharedEnvFile, workspace } from '../helpers/cli.js';
 import { useMoto } from '../helpers/moto.js';
 import {
   Agent,
@@ -82,7 +82,7 @@ async function syncStatus(args: {
   timeout?: number;
   json?: boolean;
 }): Promise<{ out: string; error?: Error }> {
-  const ws = workspace({ [ENV]: '' });
+  const ws = workspace({ [ENV]: sharedEnvFile() });
   const saved = process.env.PLATFORM_WORKDIR;
   process.env.PLATFORM_WORKDIR = ws.dir;
   const chunks: string[] = [];
@@ -188,9 +188,12 @@ test('run --wait (the CLI): 3/3 converged; with one agent stopped it times out, 
   const base = await tempDir('conv-run-');
   await startAgents(ids, base);
 
-  const ws = workspace({ [ENV]: '' });
+  const ws = workspace({ [ENV]: sharedEnvFile() });
   const vars = { ...moto.env, PLATFORM_WORKDIR: ws.dir, HOME: ws.home, AWS_PROFILE: undefined };
-  const r1 = await cli(['run', '-e', ENV, '--skip-terraform', '--wait', '--wait-timeout', '60'], vars);
+  const r1 = await cli(
+    ['run', '-e', ENV, '--skip-terraform', '--yes', '--confirm', ENV, '--wait', '--wait-timeout', '60'],
+    vars,
+  );
   expect([r1.code, r1.code ? r1.stderr : '']).toEqual([0, '']);
   expect(r1.stderr).toMatch(/masters converged 3\/3 in \d+\.\d s \(generation 1\)/);
   // the real control-plane manifests landed on every master
@@ -202,7 +205,10 @@ test('run --wait (the CLI): 3/3 converged; with one agent stopped it times out, 
 
   expect(await agents[2]!.stop()).toEqual({ code: 0, signal: null });
   await writeFile(path.join(ws.dir, 'secrets', ENV, 'secure', 'motd'), 'generation two\n', { mode: 0o600 });
-  const r2 = await cli(['run', '-e', ENV, '--skip-terraform', '--wait', '--wait-timeout', '5'], vars);
+  const r2 = await cli(
+    ['run', '-e', ENV, '--skip-terraform', '--yes', '--wait', '--wait-timeout', '5'],
+    vars,
+  );
   expect(r2.code).toBe(5);
   expect(r2.stderr).toMatch(/masters converged 2\/3 \(timed out after/);
   expect(r2.stderr).toContain(`${ids[2]} (${ENV}-secure): at generation 1`);
