@@ -73,7 +73,7 @@ export function chooseIndex(
   latest: { generation: number; digest: string },
   node: string,
 ): Choice {
-  if (!record || !record.previous) return { use: 'latest' };
+  if (!record?.previous) return { use: 'latest' };
   if (record.target.generation !== latest.generation || record.target.digest !== latest.digest) {
     return { use: 'latest' };
   }
