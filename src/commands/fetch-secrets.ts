@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CommandContext } from '../context/command.js';
 import { secretStore } from '../context/environment.js';
-import { ConflictError, PlatformError } from '../errors.js';
+import { ConflictError, PlatformError, UserError } from '../errors.js';
 import { atomicWrite, listFiles } from '../fsutil.js';
 import { log } from '../log.js';
 import { displayPath, secretsDir } from '../paths.js';
@@ -22,8 +22,11 @@ export interface FetchSecretsOptions {
   force?: boolean;
   /** layers to fetch; default every layer the caller may read */
   layer?: Layer[];
-  /** don't touch ~/.kube/config */
-  noKubeconfig?: boolean;
+  /**
+   * also merge the shared one-year cluster-admin `locked/admin.conf` into ~/.kube/config, as
+   * context `<env>-break-glass` (break-glass only; day to day use export-kubeconfig)
+   */
+  breakGlass?: boolean;
 }
 
 /**
@@ -41,12 +44,15 @@ function denied(e: unknown): boolean {
 /**
  * Fetches the layers the caller may read into `secrets/<env>/` (directories 0700, files
  * with the index's mode), verifying every digest; refuses (exit 3, nothing written) when a
- * local file differs from the bucket unless --force; then merges the environment's
- * context into ~/.kube/config (other contexts untouched) and leaves the SSH key at
- * `secrets/<env>/locked/ssh/<env>` (0600) for agent-setup.
+ * local file differs from the bucket unless --force; leaves the SSH key at
+ * `secrets/<env>/locked/ssh/<env>` (0600) for agent-setup. ~/.kube/config is not touched
+ * unless --break-glass (the shared admin.conf, as context `<env>-break-glass`); operators'
+ * day-to-day credential is their own short-lived one from export-kubeconfig (issue 11 item 20).
  * @returns 0
  */
 export async function fetchSecretsCommand(o: FetchSecretsOptions, context: CommandContext): Promise<number> {
+  if (o.breakGlass && o.layer && !o.layer.includes('locked'))
+    throw new UserError('--break-glass merges locked/admin.conf: add --layer locked');
   const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   try {
     const dir = secretsDir(ctx.cfg.name);
@@ -104,7 +110,9 @@ export async function fetchSecretsCommand(o: FetchSecretsOptions, context: Comma
       );
     }
     await recordSeen(dir, Object.fromEntries(fetched.map((p) => [p.layer, p.snap.index.generation])));
-    if (!o.noKubeconfig) await installKubeconfig(dir, ctx.cfg.name);
+    if (o.breakGlass) await installKubeconfig(dir, ctx.cfg.name);
+    else if (fetched.some((p) => p.layer === 'secure'))
+      log.info(`for kubectl: export-kubeconfig -e ${ctx.cfg.name} (your own certificate, 18 h)`);
     const key = path.join(dir, 'locked', 'ssh', ctx.cfg.name);
     if (fetched.some((p) => p.layer === 'locked' && p.data.has(`ssh/${ctx.cfg.name}`))) {
       log.info(`SSH key at ${displayPath(key)} (agent-setup adds it to your agent)`);
@@ -115,20 +123,28 @@ export async function fetchSecretsCommand(o: FetchSecretsOptions, context: Comma
   }
 }
 
-/** Merges `locked/admin.conf` into $KUBECONFIG's first file or ~/.kube/config (0600). */
+/**
+ * Merges `locked/admin.conf` into $KUBECONFIG's first file or ~/.kube/config (0600) as
+ * context `<env>-break-glass`.
+ * @throws UserError when locked/admin.conf was not fetched (the caller may not read locked)
+ */
 async function installKubeconfig(dir: string, env: string): Promise<void> {
   const admin = path.join(dir, 'locked', 'admin.conf');
   const incoming = await readFile(admin, 'utf8').catch(() => undefined);
-  if (!incoming) return;
+  if (!incoming)
+    throw new UserError(
+      `--break-glass: ${displayPath(admin)} is not here (the locked layer was not fetched)`,
+    );
+  const name = `${env}-break-glass`;
   const target =
     process.env.KUBECONFIG?.split(path.delimiter)[0] || path.join(os.homedir(), '.kube', 'config');
   const existing = await readFile(target, 'utf8').catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return '';
     throw new PlatformError(`cannot read ${target}: ${e.message}`);
   });
-  const merged = mergeKubeconfig(existing, incoming, env, target);
+  const merged = mergeKubeconfig(existing, incoming, name, target);
   if (merged !== existing) {
     await atomicWrite(target, merged, 0o600, 0o700);
-    log.info(`context ${env} merged into ${target}`);
+    log.warn(`context ${name} (shared cluster-admin, break-glass) merged into ${target}`);
   }
 }

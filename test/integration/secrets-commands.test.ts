@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bootstrap } from '../../src/aws/bootstrap.js';
 import { AwsClients } from '../../src/aws/clients.js';
@@ -86,7 +86,17 @@ test('upload-secrets --dry-run touches nothing; upload then fetch round-trips wi
   expect(statSync(path.join(secretsB, `locked/ssh/${ENV}`)).mode & 0o777).toBe(0o600);
   expect(statSync(path.join(secretsB, 'common/pki/ca.crt')).mode & 0o777).toBe(0o644);
   expect(statSync(path.join(secretsB, 'locked')).mode & 0o777).toBe(0o700);
-  expect(readFileSync(path.join(b.home, '.kube', 'config'), 'utf8')).toContain(`current-context: ${ENV}`);
+  // the shared admin.conf stays in locked/ (break-glass): ~/.kube/config is not written
+  expect(existsSync(path.join(b.home, '.kube', 'config'))).toBe(false);
+  expect(fetched.stderr).toContain(`export-kubeconfig -e ${ENV}`);
+  const glass = await cli(['fetch-secrets', '-e', ENV, '--break-glass'], envB);
+  expect(glass.code).toBe(0);
+  expect(glass.stderr).toMatch(/warning: context \S+-break-glass \(shared cluster-admin, break-glass\)/);
+  const merged = readFileSync(path.join(b.home, '.kube', 'config'), 'utf8');
+  expect(merged).toContain(`current-context: ${ENV}-break-glass`);
+  expect(statSync(path.join(b.home, '.kube', 'config')).mode & 0o777).toBe(0o600);
+  const partial = await cli(['fetch-secrets', '-e', ENV, '--layer', 'common', '--break-glass'], envB);
+  expect([partial.code, partial.stderr]).toEqual([2, expect.stringContaining('add --layer locked')]);
 
   // a local edit is not overwritten without --force, and is named
   put(secretsB, 'common/pki/ca.crt', 'EDITED', 0o644);
