@@ -151,6 +151,7 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> 
   });
   const { store, keys } = await secretStore(ctx, boot.kmsKeyArn);
   let secureGeneration = cs.layers.find((l) => l.layer === 'secure')?.generation ?? 0;
+  const generations: Record<string, number> = {};
   await step(`publish to s3://${ctx.names.secretsBucket}`, async () => {
     // the local files must be those the plan was computed from, and every layer is uploaded
     // before any index is written against the index the plan read: a conflict on the first
@@ -177,10 +178,14 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> 
       const r = p.next ? await store.commit(p) : p.result;
       if (r.generation > 0) await recordSeen(secrets, { [r.layer]: r.generation });
       if (r.layer === 'secure') secureGeneration = r.generation;
+      if (r.generation > 0) generations[r.layer] = r.generation;
       log.info(`${r.layer}: generation ${r.generation}${r.published ? '' : ' (unchanged)'}`);
     }
     log.info(`${store.puts} PutObject, ${keys.requests} KMS requests`);
   });
+  await step('record generations, certificates and versions in the cluster state', () =>
+    recordRunState(ctx, generations),
+  );
   if (cs.agent.publish)
     await step('publish the manifest-sync agent', () => publishAgent(ctx, boot.kmsKeyArn));
   const t = cs.terraform;
@@ -220,6 +225,33 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> 
     }
   }
   return secureGeneration;
+}
+
+/**
+ * Writes what this run published into the cluster state (issue 13: "`run` updates it"):
+ * generations, the working copy's certificates, desired versions. A failure is a warning:
+ * the publish it records has happened; the next run records it again.
+ */
+async function recordRunState(ctx: EnvContext, generations: Record<string, number>): Promise<void> {
+  const { environmentState } = await import('../state/open.js');
+  const { certificateRecords, recordRun } = await import('../state/record-run.js');
+  try {
+    const certificates = await certificateRecords(secretsDir(ctx.cfg.name));
+    const state = await environmentState(ctx.aws, ctx.cfg.name, ctx.names);
+    const r = await state.update(
+      (s) =>
+        recordRun(s, {
+          generations,
+          certificates,
+          kubernetesVersion: ctx.cfg.kubernetesVersion,
+          etcdVersion: ctx.cfg.etcdVersion,
+        }),
+      { retries: 3 },
+    );
+    log.info(`cluster state revision ${r.state.revision}`);
+  } catch (e) {
+    log.warn(`the cluster state was not updated: ${(e as Error).message}`);
+  }
 }
 
 async function converge(ctx: EnvContext, o: RunOptions, secureGeneration: number): Promise<number> {

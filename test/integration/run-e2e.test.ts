@@ -172,6 +172,29 @@ test('manifest-sync --once writes files byte-identical to secrets/<env>/secure/m
     );
 });
 
+test('run recorded generations, certificates and desired versions in the cluster state (status --json)', async () => {
+  const r = await kp(['status', '-e', ENV, '--json']);
+  expect(r.code).toBe(0);
+  const state = JSON.parse(r.stdout) as {
+    revision: number;
+    generations: Record<string, number>;
+    pki: { path: string; sha256: string; notAfter: string }[];
+    versions: Record<string, { desired: { kubernetes: string | null; etcd: string | null } }>;
+  };
+  expect(state.revision).toBeGreaterThan(0);
+  expect(Object.keys(state.generations).sort()).toEqual(expect.arrayContaining(['locked', 'secure']));
+  const ca = state.pki.find((c) => c.path === 'secure/pki/ca.crt');
+  const openssl = execFileSync(
+    'openssl',
+    ['x509', '-noout', '-fingerprint', '-sha256', '-in', path.join(secrets, 'secure', 'pki', 'ca.crt')],
+    { encoding: 'utf8' },
+  );
+  expect(ca?.sha256).toBe(openssl.replace(/^.*=/, '').trim().replaceAll(':', '').toLowerCase());
+  expect(state.pki.length).toBeGreaterThan(5);
+  expect(state.versions.secure?.desired.kubernetes).toMatch(/^v1\.\d+\.\d+$/);
+  expect(state.versions.secure?.desired.etcd).toMatch(/^v3\.\d+\.\d+$/);
+});
+
 test('a second run changes nothing: no terraform changes, secrets byte-identical, nothing re-uploaded', async () => {
   const before = await treeDigest(secrets);
   const r = await kp(['--debug', 'run', '-e', ENV, '--yes']);
