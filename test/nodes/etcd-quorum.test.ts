@@ -353,8 +353,15 @@ describe('3 masters', () => {
     await harness.run('kill', ['-KILL', String(env.etcd.get(victim.member)!.pid)]);
     await env.etcd.get(victim.member)!.stop();
     const rest = env.hosts.slice(0, 2).map((h) => urlOf(env, h.member));
-    const put = await etcdctl(env, ['put', '/registry/kp-nodes/while-down', 'two'], { endpoints: rest });
-    expect([put.exitCode, put.stdout.trim()]).toEqual([0, 'OK']);
+    // if the victim led, the two elect a new leader first (election timeout, then a vote): a
+    // write is retried until then, bounded; the quorum of two must then take it
+    const putDeadline = Date.now() + 30_000;
+    let put = await etcdctl(env, ['put', '/registry/kp-nodes/while-down', 'two'], { endpoints: rest });
+    while (put.exitCode !== 0 && Date.now() < putDeadline) {
+      await new Promise((res) => setTimeout(res, 500));
+      put = await etcdctl(env, ['put', '/registry/kp-nodes/while-down', 'two'], { endpoints: rest });
+    }
+    expect([put.exitCode, put.stdout.trim(), put.exitCode ? put.stderr : '']).toEqual([0, 'OK', '']);
 
     await startEtcd(env, victim);
     const deadline = Date.now() + 30_000;
