@@ -88,6 +88,11 @@ export async function fetchSecretsCommand(o: FetchSecretsOptions, context: Comma
         { hint: 'publish them with upload-secrets, or overwrite them with fetch-secrets --force' },
       );
     }
+    // --break-glass needs admin.conf from the bucket's locked index: refused before any write
+    if (o.breakGlass && !plans.some((p) => p.layer === 'locked' && p.snap.index.files['admin.conf']))
+      throw new UserError(
+        '--break-glass: the locked layer (with admin.conf) is not readable with these credentials; nothing was written',
+      );
     // fetch and verify everything first, then write
     const fetched = await Promise.all(
       plans.map(async (p) => ({
@@ -125,16 +130,11 @@ export async function fetchSecretsCommand(o: FetchSecretsOptions, context: Comma
 
 /**
  * Merges `locked/admin.conf` into $KUBECONFIG's first file or ~/.kube/config (0600) as
- * context `<env>-break-glass`.
- * @throws UserError when locked/admin.conf was not fetched (the caller may not read locked)
+ * context `<env>-break-glass` (the caller checked that admin.conf was fetched).
  */
 async function installKubeconfig(dir: string, env: string): Promise<void> {
   const admin = path.join(dir, 'locked', 'admin.conf');
-  const incoming = await readFile(admin, 'utf8').catch(() => undefined);
-  if (!incoming)
-    throw new UserError(
-      `--break-glass: ${displayPath(admin)} is not here (the locked layer was not fetched)`,
-    );
+  const incoming = await readFile(admin, 'utf8');
   const name = `${env}-break-glass`;
   const target =
     process.env.KUBECONFIG?.split(path.delimiter)[0] || path.join(os.homedir(), '.kube', 'config');

@@ -176,9 +176,11 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> 
     }
     for (const p of prepared) {
       const r = p.next ? await store.commit(p) : p.result;
-      if (r.generation > 0) await recordSeen(secrets, { [r.layer]: r.generation });
+      if (r.generation > 0) {
+        await recordSeen(secrets, { [r.layer]: r.generation });
+        generations[r.layer] = r.generation;
+      }
       if (r.layer === 'secure') secureGeneration = r.generation;
-      if (r.generation > 0) generations[r.layer] = r.generation;
       log.info(`${r.layer}: generation ${r.generation}${r.published ? '' : ' (unchanged)'}`);
     }
     log.info(`${store.puts} PutObject, ${keys.requests} KMS requests`);

@@ -1,46 +1,23 @@
 import { createHash } from 'node:crypto';
-import path from 'node:path';
-import { listFiles, readRegularFile } from '../fsutil.js';
-import { log } from '../log.js';
-import { parseKubeconfig } from '../secrets/pki/kubeconfig.js';
-import { parseCertificate } from '../secrets/pki/x509.js';
+import { listCertificates } from '../secrets/pki/expiry.js';
 import type { CertificateRecord, ClusterState } from './schema.js';
 
 /**
- * The certificates of a secrets tree as cluster-state records: every `*.crt` (PEM) and the
- * client certificate embedded in every `*.conf` kubeconfig (as pki/expiry.ts reads them);
- * dot-files skipped; sorted by path.
+ * The certificates of a secrets tree as cluster-state records (the files
+ * {@link listCertificates} reads, as checkExpiry does), sorted by path.
  * @param secretsRoot `secrets/<env>/`
  * @returns `{ path, sha256 (hex of the DER, as openssl x509 -fingerprint -sha256), notAfter (ISO), subject }`
  * @throws IntegrityError naming a `*.crt` file that is not a PEM certificate
  */
 export async function certificateRecords(secretsRoot: string): Promise<CertificateRecord[]> {
-  const out: CertificateRecord[] = [];
-  for (const rel of await listFiles(secretsRoot)) {
-    let pem: string | Buffer | undefined;
-    let where = rel;
-    if (rel.endsWith('.crt')) pem = await readRegularFile(path.join(secretsRoot, rel));
-    else if (rel.endsWith('.conf')) {
-      try {
-        pem = parseKubeconfig(
-          (await readRegularFile(path.join(secretsRoot, rel))).toString('utf8'),
-          rel,
-        ).clientCertPem;
-        where = `${rel} (client-certificate-data)`;
-      } catch (e) {
-        log.debug(`cluster state: skipping ${rel}: ${(e as Error).message}`);
-      }
-    }
-    if (!pem) continue;
-    const cert = parseCertificate(pem, where);
-    out.push({
-      path: rel,
+  return (await listCertificates(secretsRoot))
+    .map(({ path, cert }) => ({
+      path,
       sha256: createHash('sha256').update(Buffer.from(cert.rawData)).digest('hex'),
       notAfter: cert.notAfter.toISOString(),
       subject: cert.subject,
-    });
-  }
-  return out.sort((a, b) => a.path.localeCompare(b.path));
+    }))
+    .sort((a, b) => a.path.localeCompare(b.path));
 }
 
 /** What an applied `run` knows for the cluster state. */

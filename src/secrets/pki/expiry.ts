@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type * as x509 from '@peculiar/x509';
 import { listFiles, readRegularFile } from '../../fsutil.js';
 import { log } from '../../log.js';
 import { parseKubeconfig } from './kubeconfig.js';
@@ -14,6 +15,38 @@ export interface Expiring {
 }
 
 const DAY_MS = 86_400_000;
+
+/**
+ * Every certificate of a secrets tree: each `*.crt` file (PEM certificate) and the client
+ * certificate embedded in each `*.conf` kubeconfig; dot-files (temporary files) are skipped,
+ * a `*.conf` file that is not a kubeconfig is ignored. In listFiles order (sorted paths).
+ * @returns `{ path (relative, /-separated), cert }`
+ * @throws IntegrityError naming a `*.crt` file (or a kubeconfig's client-certificate-data)
+ *   that is not a PEM certificate
+ */
+export async function listCertificates(
+  secretsRoot: string,
+): Promise<{ path: string; cert: x509.X509Certificate }[]> {
+  const out: { path: string; cert: x509.X509Certificate }[] = [];
+  for (const rel of await listFiles(secretsRoot)) {
+    if (rel.endsWith('.crt')) {
+      out.push({
+        path: rel,
+        cert: parseCertificate(await readRegularFile(path.join(secretsRoot, rel)), rel),
+      });
+    } else if (rel.endsWith('.conf')) {
+      const text = (await readRegularFile(path.join(secretsRoot, rel))).toString('utf8');
+      let pem: string | undefined;
+      try {
+        pem = parseKubeconfig(text, rel).clientCertPem;
+      } catch (e) {
+        log.debug(`certificates: skipping ${rel}: ${(e as Error).message}`);
+      }
+      if (pem) out.push({ path: rel, cert: parseCertificate(pem, `${rel} (client-certificate-data)`) });
+    }
+  }
+  return out;
+}
 
 /** Default warning window, in days. */
 export const DEFAULT_WARN_DAYS = 30;
@@ -33,22 +66,11 @@ export async function checkExpiry(
   now: Date = new Date(),
   warnDays: number = DEFAULT_WARN_DAYS,
 ): Promise<Expiring[]> {
-  const out: Expiring[] = [];
   const limit = now.getTime() + warnDays * DAY_MS;
-  for (const rel of await listFiles(secretsRoot)) {
-    let notAfter: Date | undefined;
-    if (rel.endsWith('.crt')) {
-      notAfter = parseCertificate(await readRegularFile(path.join(secretsRoot, rel)), rel).notAfter;
-    } else if (rel.endsWith('.conf')) {
-      const text = (await readRegularFile(path.join(secretsRoot, rel))).toString('utf8');
-      try {
-        const pem = parseKubeconfig(text, rel).clientCertPem;
-        if (pem) notAfter = parseCertificate(pem, `${rel} (client-certificate-data)`).notAfter;
-      } catch (e) {
-        log.debug(`expiry: skipping ${rel}: ${(e as Error).message}`);
-      }
-    }
-    if (notAfter && notAfter.getTime() <= limit) {
+  const out: Expiring[] = [];
+  for (const { path: rel, cert } of await listCertificates(secretsRoot)) {
+    const notAfter = cert.notAfter;
+    if (notAfter.getTime() <= limit) {
       out.push({ path: rel, notAfter, daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS) });
     }
   }
