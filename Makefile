@@ -29,8 +29,10 @@ deps: node_modules/.package-lock.json ## install dependencies (from the lock fil
 build: deps ## compile the toolkit and bundle the node agent
 	npm run --silent build
 
+# all at once: the local AWS's instances run no agent, so a staged rollout would wait for
+# masters that never report
 local: build ## the main job end to end against the embedded local AWS, then the inventory
-	./play.kube --local -- run --yes
+	./play.kube --local -- run --yes --rollout all-at-once
 	./play.kube --local -- aws-instances
 
 local-down: ## stop the embedded local AWS that `make local` left running

@@ -10,11 +10,10 @@ import {
   openNodeBackups,
 } from '../backup/node-command.js';
 import { planRetention } from '../backup/retention.js';
-import { BackupStore } from '../backup/store.js';
 import type { CommandContext } from '../context/command.js';
+import { backupStore } from '../context/environment.js';
 import { log } from '../log.js';
 import { confirmOrAbort } from '../prompt.js';
-import { KmsKeyService } from '../secrets/keyring.js';
 import { printRows } from '../table.js';
 
 /** Where the bucket is: operator mode (`-e`) or node mode (`--environment --bucket --region`). */
@@ -45,14 +44,7 @@ export interface BackupExpireOptions extends BackupTarget {
 export async function openBackupStore(o: BackupTarget, context: CommandContext): Promise<OpenedBackups> {
   if (o.env) {
     const ctx = await context.openEnvironment({ env: o.env, local: o.local });
-    const kmsKeyId = ctx.names.kmsAlias;
-    const store = new BackupStore({
-      s3: await ctx.aws.s3(),
-      keys: new KmsKeyService(await ctx.aws.kms(), kmsKeyId),
-      bucket: ctx.names.secretsBucket,
-      environment: ctx.cfg.name,
-      kmsKeyId,
-    });
+    const store = await backupStore(ctx);
     const b = ctx.cfg.etcdBackup;
     return {
       store,

@@ -1,9 +1,16 @@
 import { bootstrap } from '../aws/bootstrap.js';
-import { type ChangeSet, changeSetJson, confirmationFor, hasChanges, planRun } from '../changeset/plan.js';
+import {
+  type ChangeSet,
+  changeSetJson,
+  confirmationFor,
+  hasChanges,
+  type LayerChange,
+  planRun,
+} from '../changeset/plan.js';
 import { publishAgent } from '../context/agent-bundle.js';
 import type { CommandContext } from '../context/command.js';
 import type { EnvContext } from '../context/environment.js';
-import { secretStore } from '../context/environment.js';
+import { backupStore, secretStore } from '../context/environment.js';
 import { platformTerraform } from '../context/terraform.js';
 import { ConflictError, ExitCode, TimeoutError, UserError } from '../errors.js';
 import { ExecError } from '../exec/index.js';
@@ -12,7 +19,14 @@ import { displayPath, secretsDir } from '../paths.js';
 import { confirmOrAbort, typeBackOrAbort } from '../prompt.js';
 import { planPublish } from '../secrets/index-format.js';
 import { readLayerDir } from '../secrets/local.js';
+import {
+  assertNoRolloutInProgress,
+  driveRollout,
+  publishStaged,
+  type RolloutRecord,
+} from '../secrets/rollout.js';
 import { recordSeen } from '../secrets/seen.js';
+import type { PublishResult } from '../secrets/store.js';
 
 /** Options of `run` (README "run"). */
 export interface RunOptions {
@@ -32,6 +46,15 @@ export interface RunOptions {
   diff?: boolean;
   /** bootstrap, PKI, render and publish only */
   skipTerraform?: boolean;
+  /**
+   * how a new secure generation reaches the running masters (README "Staged rollouts")
+   * @default staged
+   */
+  rollout?: 'staged' | 'all-at-once';
+  /** staged: seconds each master may take to report healthy on the target @default 300 */
+  rolloutTimeout?: string | number;
+  /** act on a cluster state last written by a newer toolkit (kops#1612) */
+  allowDowngrade?: boolean;
   /** wait until every master's agent applied the published secure generation */
   wait?: boolean;
   /** seconds --wait waits @default 300 */
@@ -60,7 +83,8 @@ async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
  * changed meanwhile is a conflict; on a new environment the plan is recomputed against the new
  * state bucket and must list the same resources and actions).
  * @returns 0; 7 with --exit-code when --plan found changes
- * @throws PolicyError (6), AbortError (130) when declined, UserError (2) without a TTY and
+ * @throws PolicyError (6), AbortError (130) when declined, UserError (2) on a cluster state
+ *   written by a newer toolkit (unless --allow-downgrade, before anything is planned), UserError (2) without a TTY and
  *   without --yes (after the plan is printed, before any write), ConflictError (3), TimeoutError (5) with --wait
  */
 export async function runCommand(o: RunOptions, context: CommandContext): Promise<number> {
@@ -71,6 +95,18 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
   let cs: ChangeSet | undefined;
   try {
     const { cfg } = ctx;
+    // a cluster state written by a newer toolkit is refused before anything is planned
+    // (a read: GetObject, and Decrypt of its data key; none on a new environment)
+    const { environmentState } = await import('../state/open.js');
+    const { assertNotDowngrade } = await import('../state/store.js');
+    const { toolkitVersion } = await import('../version.js');
+    const stateStore = await environmentState(ctx.aws, cfg.name, ctx.names);
+    assertNotDowngrade(
+      (await stateStore.read()).state,
+      toolkitVersion(),
+      Boolean(o.allowDowngrade),
+      stateStore.where,
+    );
     cs = await step('plan: bootstrap, PKI, layers, agent, terraform, policy', () =>
       planRun(ctx, { skipTerraform: Boolean(o.skipTerraform) }),
     );
@@ -87,6 +123,15 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
       await printPolicyReport(cs.policy, context.stdout);
     }
     assertPolicy(cs.policy);
+    const secureChange = cs.layers.find(
+      (l) => l.layer === 'secure' && l.generation > 0 && layerChanges(l) > 0,
+    );
+    if (secureChange)
+      log.info(
+        o.rollout === 'all-at-once'
+          ? `secure generation ${secureChange.generation + 1} reaches every running master at once (--rollout all-at-once)`
+          : `secure generation ${secureChange.generation + 1} reaches the running masters one at a time, each after the last reports healthy (--rollout staged)`,
+      );
     const pending = hasChanges(cs);
     if (!pending) {
       log.step(`${cfg.name}: no changes; everything is up to date`);
@@ -119,7 +164,11 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     } else {
       await confirmOrAbort(`apply this change to ${cfg.name} (account ${ctx.identity.account})?`, hint);
     }
-    const secureGeneration = await applyRun(ctx, cs);
+    const secureGeneration = await applyRun(ctx, cs, {
+      allowDowngrade: Boolean(o.allowDowngrade),
+      rollout: o.rollout ?? 'staged',
+      rolloutTimeoutS: Number(o.rolloutTimeout ?? 300),
+    });
     return converge(ctx, o, secureGeneration);
   } finally {
     await cs?.terraform?.tf.dispose();
@@ -127,15 +176,42 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
   }
 }
 
+/** How {@link applyRun} brings a new secure generation to the running masters. */
+export interface ApplyOptions {
+  /**
+   * staged: one master at a time, each after the last reported healthy on it (etcd member
+   * healthy, API server /readyz; src/secrets/README.md "Staged rollout"); all-at-once: every
+   * master takes it at its next pass (playgrounds)
+   * @default staged
+   */
+  rollout?: 'staged' | 'all-at-once';
+  /** staged: seconds each master may take to report healthy on the new generation @default 300 */
+  rolloutTimeoutS?: number;
+  /** poll interval of the rollout's driver, milliseconds @default 1000 */
+  rolloutPollMs?: number;
+  /** write the cluster state even when a newer toolkit wrote it last */
+  allowDowngrade?: boolean;
+}
+
 /**
  * Applies a change set computed by planRun, in order: bootstrap, PKI, manifests, layers
- * (against the indexes the plan read), agent, the saved Terraform plan.
+ * (against the indexes the plan read; a new secure generation, when masters run, as a
+ * staged rollout: its record first, then the index), agent, the saved Terraform plan, and
+ * last the rollout driven master by master.
  * @returns the secure layer's generation after the publish
- * @throws ConflictError (3) when a layer, the local files or the Terraform state moved since the plan
+ * @throws ConflictError (3) when a layer, the local files or the Terraform state moved since
+ *   the plan, or a rollout of the secure layer has not ended; PlatformError (1) naming the
+ *   master that did not report healthy (the others stay on the previous generation)
  */
-export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> {
+export async function applyRun(ctx: EnvContext, cs: ChangeSet, opts: ApplyOptions = {}): Promise<number> {
   const { cfg } = ctx;
   const secrets = secretsDir(cfg.name);
+  // an unfinished rollout of the secure layer is refused before anything is written
+  const secureChange = cs.layers.find((l) => l.layer === 'secure' && l.base && layerChanges(l) > 0);
+  if (secureChange) {
+    const { store } = await secretStore(ctx);
+    await assertNoRolloutInProgress(store, cfg.name, 'secure', secureChange.generation);
+  }
   const boot = await step('bootstrap: KMS key, state bucket, secrets bucket', () =>
     bootstrap(ctx.aws, ctx.names, cfg.name),
   );
@@ -152,6 +228,8 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> 
   const { store, keys } = await secretStore(ctx, boot.kmsKeyArn);
   let secureGeneration = cs.layers.find((l) => l.layer === 'secure')?.generation ?? 0;
   const generations: Record<string, number> = {};
+  const strategy = opts.rollout ?? 'staged';
+  let staged: RolloutRecord | undefined;
   await step(`publish to s3://${ctx.names.secretsBucket}`, async () => {
     // the local files must be those the plan was computed from, and every layer is uploaded
     // before any index is written against the index the plan read: a conflict on the first
@@ -174,8 +252,22 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> 
         );
       prepared.push(await store.prepare(change.layer, files, { base: change.base }));
     }
+    // a new secure generation over a previous one reaches the running masters through a
+    // rollout record (staged unless --rollout all-at-once); checked before any index is written
+    const secure = prepared.find((p) => p.result.layer === 'secure' && p.next && p.base);
+    const masters = secure ? await runningMasters(ctx) : [];
+    if (secure && masters.length)
+      await assertNoRolloutInProgress(store, cfg.name, 'secure', secure.base?.index.generation);
     for (const p of prepared) {
-      const r = p.next ? await store.commit(p) : p.result;
+      let r: PublishResult;
+      if (p === secure && masters.length) {
+        const published = await publishStaged(store, cfg.name, p, { order: masters, strategy });
+        r = published.result;
+        if (strategy === 'staged') staged = published.record;
+        log.info(
+          `secure: rollout record for generation ${r.generation} (${strategy}, masters in order: ${masters.join(', ')})`,
+        );
+      } else r = p.next ? await store.commit(p) : p.result;
       if (r.generation > 0) {
         await recordSeen(secrets, { [r.layer]: r.generation });
         generations[r.layer] = r.generation;
@@ -186,7 +278,7 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> 
     log.info(`${store.puts} PutObject, ${keys.requests} KMS requests`);
   });
   await step('record generations, certificates and versions in the cluster state', () =>
-    recordRunState(ctx, generations),
+    recordRunState(ctx, generations, Boolean(opts.allowDowngrade)),
   );
   if (cs.agent.publish)
     await step('publish the manifest-sync agent', () => publishAgent(ctx, boot.kmsKeyArn));
@@ -226,7 +318,39 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> 
       if (!t.tf.persistent) await platformTerraform(ctx, boot.kmsKeyArn);
     }
   }
+  if (staged) {
+    const timeoutS = opts.rolloutTimeoutS ?? 300;
+    const record = staged;
+    await step(
+      `staged rollout of secure generation ${record.target.generation} to ${record.order.length} master(s), one at a time (up to ${timeoutS} s each)`,
+      async () => {
+        const { parseStatus } = await import('../secrets/status.js');
+        const done = await driveRollout(store, cfg.name, 'secure', {
+          timeoutS,
+          parse: parseStatus,
+          log: (l) => log.info(l),
+          ...(opts.rolloutPollMs ? { pollMs: opts.rolloutPollMs } : {}),
+        });
+        log.info(`rollout of secure generation ${done.target.generation}: ${done.state}`);
+      },
+    );
+  }
   return secureGeneration;
+}
+
+/** How many files a layer's publish adds, changes (content or mode) or removes. */
+function layerChanges(l: LayerChange): number {
+  return l.plan.added.length + l.plan.changed.length + l.plan.modeChanged.length + l.plan.removed.length;
+}
+
+/**
+ * The instance ids of the environment's running (or starting) masters, in the inventory's
+ * order (name, then private IP): the order a staged rollout promotes them in.
+ */
+async function runningMasters(ctx: EnvContext): Promise<string[]> {
+  const { listInstances } = await import('../aws/inventory.js');
+  const { instancesForLayer } = await import('../fleet/convergence.js');
+  return instancesForLayer(await listInstances(ctx.aws, ctx.cfg.name), 'secure').map((i) => i.instanceId);
 }
 
 /**
@@ -234,11 +358,16 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet): Promise<number> 
  * generations, the working copy's certificates, desired versions. A failure is a warning:
  * the publish it records has happened; the next run records it again.
  */
-async function recordRunState(ctx: EnvContext, generations: Record<string, number>): Promise<void> {
+async function recordRunState(
+  ctx: EnvContext,
+  generations: Record<string, number>,
+  allowDowngrade: boolean,
+): Promise<void> {
   const { environmentState } = await import('../state/open.js');
   const { certificateRecords, recordRun } = await import('../state/record-run.js');
   try {
     const certificates = await certificateRecords(secretsDir(ctx.cfg.name));
+    const lastBackup = await newestBackup(ctx);
     const state = await environmentState(ctx.aws, ctx.cfg.name, ctx.names);
     const r = await state.update(
       (s) =>
@@ -247,13 +376,24 @@ async function recordRunState(ctx: EnvContext, generations: Record<string, numbe
           certificates,
           kubernetesVersion: ctx.cfg.kubernetesVersion,
           etcdVersion: ctx.cfg.etcdVersion,
+          ...(lastBackup ? { lastBackup } : {}),
         }),
-      { retries: 3 },
+      { retries: 3, allowDowngrade },
     );
     log.info(`cluster state revision ${r.state.revision}`);
   } catch (e) {
     log.warn(`the cluster state was not updated: ${(e as Error).message}`);
   }
+}
+
+/**
+ * The newest etcd snapshot under `backups/etcd/` (one ListObjectsV2 walk; the masters'
+ * timer writes them, src/backup/), as the cluster state records it; undefined when none.
+ */
+async function newestBackup(ctx: EnvContext): Promise<{ at: string; key: string } | undefined> {
+  const all = await (await backupStore(ctx)).list();
+  const last = all.at(-1);
+  return last ? { at: new Date(last.takenAtMs).toISOString(), key: last.key } : undefined;
 }
 
 async function converge(ctx: EnvContext, o: RunOptions, secureGeneration: number): Promise<number> {

@@ -74,3 +74,22 @@ export function secretStore(
 ): Promise<{ store: SecretStore; keys: KmsKeyService }> {
   return openSecretStore(ctx.aws, { environment: ctx.cfg.name, bucket: ctx.names.secretsBucket, kmsKeyId });
 }
+
+/**
+ * The environment's etcd snapshot store (`backups/etcd/` of its secrets bucket, sealed under
+ * its KMS key with the backups' own encryption context; src/backup/store.ts).
+ */
+export async function backupStore(
+  ctx: Pick<EnvContext, 'aws' | 'cfg' | 'names'>,
+): Promise<import('../backup/store.js').BackupStore> {
+  const { BackupStore } = await import('../backup/store.js');
+  const { KmsKeyService } = await import('../secrets/keyring.js');
+  const kmsKeyId = ctx.names.kmsAlias;
+  return new BackupStore({
+    s3: await ctx.aws.s3(),
+    keys: new KmsKeyService(await ctx.aws.kms(), kmsKeyId),
+    bucket: ctx.names.secretsBucket,
+    environment: ctx.cfg.name,
+    kmsKeyId,
+  });
+}

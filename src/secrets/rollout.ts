@@ -159,6 +159,37 @@ async function writeRollout(store: SecretStore, record: RolloutRecord, etag?: st
 }
 
 /**
+ * Refuses to publish over a rollout that has not ended: a record in progress (or failed)
+ * whose target is the layer's current generation means some masters still run the previous
+ * one, and a new generation would strand them between two.
+ * @param current the layer's current generation (undefined: never published)
+ * @returns the record read (undefined when there is none), for a conditional overwrite
+ * @throws ConflictError (exit 3) naming the generation and the rollout's state
+ */
+export async function assertNoRolloutInProgress(
+  store: SecretStore,
+  environment: string,
+  layer: string,
+  current: number | undefined,
+): Promise<{ record: RolloutRecord; etag: string } | undefined> {
+  const existing = await readRollout(store, environment, layer);
+  if (existing && (existing.record.state === 'in-progress' || existing.record.state === 'failed')) {
+    if (existing.record.target.generation === current) {
+      throw new ConflictError(
+        `a rollout of ${layer} generation ${existing.record.target.generation} is ${existing.record.state}` +
+          (existing.record.failure
+            ? ` (${existing.record.failure.node}: ${existing.record.failure.error})`
+            : ''),
+        {
+          hint: `rollout resume -e ${environment} (after fixing the named master) or rollout abort -e ${environment} first`,
+        },
+      );
+    }
+  }
+  return existing;
+}
+
+/**
  * Publishes a prepared layer as a staged rollout: the record naming the new generation is
  * written first (allowed: nobody, or everyone for all-at-once), then the index; agents
  * that read the new index before they are allowed keep the previous one.
@@ -174,16 +205,12 @@ export async function publishStaged(
 ): Promise<{ result: PublishResult; record?: RolloutRecord }> {
   if (!prepared.next) return { result: prepared.result };
   const layer = prepared.result.layer;
-  const existing = await readRollout(store, environment, layer);
-  if (existing && (existing.record.state === 'in-progress' || existing.record.state === 'failed')) {
-    const cur = prepared.base?.index.generation;
-    if (existing.record.target.generation === cur) {
-      throw new ConflictError(
-        `a rollout of ${layer} generation ${existing.record.target.generation} is ${existing.record.state}`,
-        { hint: 'rollout resume (after fixing the named master) or rollout abort first' },
-      );
-    }
-  }
+  const existing = await assertNoRolloutInProgress(
+    store,
+    environment,
+    layer,
+    prepared.base?.index.generation,
+  );
   const base: IndexSnapshot | undefined = prepared.base;
   const previousVersion = base ? await store.indexVersionId(layer) : undefined;
   const strategy = opts.strategy ?? 'staged';

@@ -29,12 +29,15 @@ export interface RunRecord {
   /** the env file's desired versions; etcd is the masters' (the secure layer's) only */
   kubernetesVersion: string;
   etcdVersion: string;
+  /** the newest etcd snapshot under backups/etcd/ when the run wrote the state (none: undefined) */
+  lastBackup?: { at: string; key: string };
 }
 
 /**
  * Pure: the cluster state after an applied `run` — generations merged (layers not published
  * keep theirs), the certificate list replaced, desired versions of the secure and compute
- * layers set (observed versions kept: `validate` and `roll` observe them). Returns the same
+ * layers set (observed versions kept: `validate` and `roll` observe them), the last backup
+ * moved forward when the bucket holds a newer snapshot than recorded. Returns the same
  * content when nothing differs, so {@link ClusterStateStore.update} writes nothing.
  */
 export function recordRun(s: ClusterState, r: RunRecord): ClusterState {
@@ -53,5 +56,10 @@ export function recordRun(s: ClusterState, r: RunRecord): ClusterState {
     generations: { ...s.generations, ...r.generations },
     pki: r.certificates,
     versions,
+    // never older than what the state already records (another writer may have seen a newer one)
+    lastBackup:
+      r.lastBackup && (!s.lastBackup || Date.parse(r.lastBackup.at) > Date.parse(s.lastBackup.at))
+        ? r.lastBackup
+        : s.lastBackup,
   };
 }

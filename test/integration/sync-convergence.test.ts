@@ -206,7 +206,20 @@ test('run --wait (the CLI): 3/3 converged; with one agent stopped it times out, 
   expect(await agents[2]!.stop()).toEqual({ code: 0, signal: null });
   await writeFile(path.join(ws.dir, 'secrets', ENV, 'secure', 'motd'), 'generation two\n', { mode: 0o600 });
   const r2 = await cli(
-    ['run', '-e', ENV, '--skip-terraform', '--yes', '--wait', '--wait-timeout', '5'],
+    // all at once: this is about --wait's convergence report, not the staged rollout
+    // (test/integration/run-rollout.test.ts)
+    [
+      'run',
+      '-e',
+      ENV,
+      '--skip-terraform',
+      '--yes',
+      '--rollout',
+      'all-at-once',
+      '--wait',
+      '--wait-timeout',
+      '5',
+    ],
     vars,
   );
   expect(r2.code).toBe(5);

@@ -83,3 +83,19 @@ test('recordRun merges generations, replaces certificates, sets desired versions
   });
   expect(JSON.stringify(again)).toBe(JSON.stringify(next));
 });
+
+test('recordRun moves the last backup forward only', () => {
+  const base = {
+    ...emptyState('prod', '0.1.0'),
+    lastBackup: { at: '2026-12-01T10:15:00.000Z', key: 'backups/etcd/b' },
+  };
+  const r = { generations: {}, certificates: [], kubernetesVersion: 'v1.34.1', etcdVersion: 'v3.6.4' };
+  expect(recordRun(base, r).lastBackup).toEqual(base.lastBackup);
+  expect(
+    recordRun(base, { ...r, lastBackup: { at: '2026-12-01T10:00:00.000Z', key: 'backups/etcd/a' } })
+      .lastBackup,
+  ).toEqual(base.lastBackup);
+  const newer = { at: '2026-12-01T10:30:00.000Z', key: 'backups/etcd/c' };
+  expect(recordRun(base, { ...r, lastBackup: newer }).lastBackup).toEqual(newer);
+  expect(recordRun(emptyState('prod', '0.1.0'), { ...r, lastBackup: newer }).lastBackup).toEqual(newer);
+});

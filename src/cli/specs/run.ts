@@ -25,6 +25,23 @@ export const runSpec = defineCommand<RunOptions>({
       .addOption(new Option('--skip-terraform', 'bootstrap, render and publish only'))
       .addOption(
         new Option(
+          '--rollout <strategy>',
+          'how a new secure generation reaches the running masters: staged (one at a time, each after the last reported healthy) or all-at-once (playgrounds)',
+        )
+          .choices(['staged', 'all-at-once'])
+          .default('staged'),
+      )
+      .addOption(
+        new Option(
+          '--rollout-timeout <seconds>',
+          'staged: how long each master may take to report healthy on the new generation',
+        )
+          .argParser(secondsArg(1, 86_400))
+          .default(300),
+      )
+      .addOption(new Option('--allow-downgrade', 'act on a cluster state last written by a newer toolkit'))
+      .addOption(
+        new Option(
           '--wait',
           "after publishing, wait until every master's manifest-sync applied the new generation",
         ),
@@ -41,6 +58,7 @@ export const runSpec = defineCommand<RunOptions>({
     'run -e prod --plan --json --exit-code',
     'run -e play-alice --yes',
     'run -e prod --yes --confirm prod --wait',
+    'run -e play-alice --yes --rollout all-at-once',
   ],
   exitCodes: [
     ...STD_EXIT,
@@ -48,6 +66,7 @@ export const runSpec = defineCommand<RunOptions>({
     '6 refused by policy (rule, resource and attribute named); nothing written',
     '7 --plan --exit-code: changes are pending',
     '5 --wait timed out: not every master converged (named)',
+    '1 a staged rollout stopped: the master that did not report healthy is named; the others stay on the previous generation',
     '130 declined at the prompt',
   ],
 });
