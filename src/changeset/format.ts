@@ -10,6 +10,15 @@ export function formatChangeSet(cs: ChangeSet, opts: { terraformText?: string } 
   out.push(`# change set of ${cs.environment} (account ${cs.account})`);
   out.push('', '## bootstrap');
   out.push(...(cs.bootstrap.length ? cs.bootstrap.map((a) => `  + ${a}`) : ['  in place']));
+  if (cs.restored) {
+    const g = Object.entries(cs.restored.generations)
+      .map(([l, n]) => `${l} ${n}`)
+      .join(', ');
+    out.push('', '## working copy');
+    out.push(
+      `  secrets/${cs.environment}/ is empty: planned from the bucket's layers (${g}; ${cs.restored.files} files), which the apply writes there first`,
+    );
+  }
   out.push('', '## PKI and kubeconfigs');
   if (cs.pki.writes.length === 0 && cs.pki.modeFixes.length === 0) out.push('  in place');
   for (const w of cs.pki.writes) out.push(`  ${w.reason === 'missing' ? '+' : '~'} ${w.path} (${w.reason})`);

@@ -11,8 +11,9 @@ import { type PublishPlan, planPublish } from '../secrets/index-format.js';
 import { LAYERS, type Layer } from '../secrets/layers.js';
 import { readLayerDir } from '../secrets/local.js';
 import type { PkiChanges } from '../secrets/pki/index.js';
-import type { IndexSnapshot, LocalFile } from '../secrets/store.js';
+import type { IndexSnapshot, LocalFile, SecretStore } from '../secrets/store.js';
 import type { PlanSummary } from '../terraform/plan.js';
+import { disposeRestore, type RestoredCopy, restoreForPlan } from './restore.js';
 import { isSecretFile } from './secret-paths.js';
 
 /**
@@ -40,6 +41,11 @@ export interface ChangeSet {
     tf: PlatformTerraform;
   };
   policy: PolicyReport;
+  /**
+   * set when secrets/<env>/ was empty and the plan read the bucket's layers instead (a
+   * temporary copy; the apply writes it into secrets/<env>/ first; removed by disposeRestore)
+   */
+  restored?: RestoredCopy;
 }
 
 /** One layer's publish against the bucket's current index. */
@@ -108,7 +114,11 @@ export interface PlanOptions {
  * Describe*, and Terraform's refresh), writes nothing under secrets/, platform/terraform or
  * the data directory (the Terraform plan runs with -lock=false over temporary files; on an
  * environment without a state bucket, over an empty local state in a temporary copy).
- * @throws PolicyError never (the caller decides); UserError/IntegrityError from the inputs
+ * A working copy that is empty while the bucket holds layers is planned from those layers,
+ * fetched into a temporary copy (`restored`, see src/changeset/restore.ts); one that has
+ * files but has not seen the bucket's generations is a conflict.
+ * @throws PolicyError never (the caller decides); UserError/IntegrityError from the inputs;
+ *   ConflictError (3) when the working copy is behind the bucket
  */
 export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<ChangeSet> {
   const { cfg, names } = ctx;
@@ -118,22 +128,50 @@ export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<Cha
   const bootstrapState = await inspectBootstrap(ctx.aws, names);
   const bootstrap = planBootstrap(bootstrapState, names);
   const kmsKeyArn = bootstrapState.key?.arn ?? placeholderKeyArn(cfg.region, ctx.identity.account);
-  const { planPki, pkiPlanFor } = await import('../secrets/pki/index.js');
-  const pki = await planPki(secrets, pkiPlanFor(cfg));
-  const desired = await desiredLayerFiles(secrets, pki, rendered);
-
   const secretsBucket = bootstrapState.buckets.find((b) => b.role === 'secrets')!;
-  const stateBucket = bootstrapState.buckets.find((b) => b.role === 'state')!;
-  const layers: LayerChange[] = [];
   const canRead = secretsBucket.exists && bootstrapState.key !== undefined;
   const store = canRead
     ? (await import('../context/environment.js').then((m) => m.secretStore(ctx, kmsKeyArn))).store
     : undefined;
   const { readIndexForPublish, readSeen } = await import('../secrets/seen.js');
   const seen = await readSeen(secrets);
+  const bases = new Map<Layer, IndexSnapshot | null>();
+  for (const layer of LAYERS) bases.set(layer, store ? await readIndexForPublish(store, layer, seen) : null);
+  // a fresh working copy is planned from the bucket's layers (never a new PKI over a live
+  // cluster); one with files but behind the bucket is a conflict
+  const restored = store ? await restoreForPlan(store, secrets, cfg.name, bases, seen) : undefined;
+  try {
+    return await planFrom(ctx, o, { rendered, bootstrapState, bootstrap, kmsKeyArn, store, bases, restored });
+  } catch (e) {
+    await disposeRestore(restored);
+    throw e;
+  }
+}
+
+async function planFrom(
+  ctx: EnvContext,
+  o: PlanOptions,
+  p: {
+    rendered: RenderedFile[];
+    bootstrapState: BootstrapState;
+    bootstrap: string[];
+    kmsKeyArn: string;
+    store: SecretStore | undefined;
+    bases: Map<Layer, IndexSnapshot | null>;
+    restored: RestoredCopy | undefined;
+  },
+): Promise<ChangeSet> {
+  const { cfg, names } = ctx;
+  const { rendered, bootstrapState, bootstrap, kmsKeyArn, store, bases, restored } = p;
+  const root = restored?.root ?? secretsDir(cfg.name);
+  const { planPki, pkiPlanFor } = await import('../secrets/pki/index.js');
+  const pki = await planPki(root, pkiPlanFor(cfg));
+  const desired = await desiredLayerFiles(root, pki, rendered);
+  const stateBucket = bootstrapState.buckets.find((b) => b.role === 'state')!;
+  const layers: LayerChange[] = [];
   for (const layer of LAYERS) {
     const files = desired.get(layer)!;
-    const base = store ? await readIndexForPublish(store, layer, seen) : null;
+    const base = bases.get(layer) ?? null;
     if (files.length === 0 && !base) continue;
     const plan = planPublish(files, base?.index);
     const diffs: Record<string, string> = {};
@@ -222,6 +260,7 @@ export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<Cha
     agent: { key: bundle.key, sha256: bundle.sha256, publish: !agentPublished },
     ...(terraform ? { terraform } : {}),
     policy,
+    ...(restored ? { restored } : {}),
   };
 }
 
@@ -295,5 +334,8 @@ export function changeSetJson(cs: ChangeSet): unknown {
         }
       : null,
     policy: cs.policy,
+    workingCopy: cs.restored
+      ? { restoredFromBucket: true, generations: cs.restored.generations, files: cs.restored.files }
+      : { restoredFromBucket: false },
   };
 }

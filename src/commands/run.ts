@@ -7,6 +7,7 @@ import {
   type LayerChange,
   planRun,
 } from '../changeset/plan.js';
+import { applyRestore, disposeRestore } from '../changeset/restore.js';
 import { publishAgent } from '../context/agent-bundle.js';
 import type { CommandContext } from '../context/command.js';
 import type { EnvContext } from '../context/environment.js';
@@ -135,6 +136,10 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     const pending = hasChanges(cs);
     if (!pending) {
       log.step(`${cfg.name}: no changes; everything is up to date`);
+      if (cs.restored) {
+        if (o.plan) log.info(`the apply would restore ${displayPath(secretsDir(cfg.name))} from the bucket`);
+        else await restoreWorkingCopy(cs);
+      }
       return o.plan ? ExitCode.ok : converge(ctx, o, 0);
     }
     if (o.plan) {
@@ -172,8 +177,23 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     return converge(ctx, o, secureGeneration);
   } finally {
     await cs?.terraform?.tf.dispose();
+    await disposeRestore(cs?.restored);
     await ctx.close();
   }
+}
+
+/** Writes the working copy the plan restored from the bucket into secrets/<env>/. */
+async function restoreWorkingCopy(cs: ChangeSet): Promise<void> {
+  const restored = cs.restored!;
+  const secrets = secretsDir(cs.environment);
+  await step(`restore ${displayPath(secrets)} from the bucket`, async () => {
+    await applyRestore(restored, secrets);
+    log.info(
+      `${restored.files} files: ${Object.entries(restored.generations)
+        .map(([l, g]) => `${l} generation ${g}`)
+        .join(', ')}`,
+    );
+  });
 }
 
 /** How {@link applyRun} brings a new secure generation to the running masters. */
@@ -212,12 +232,14 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet, opts: ApplyOption
     const { store } = await secretStore(ctx);
     await assertNoRolloutInProgress(store, cfg.name, 'secure', secureChange.generation);
   }
+  if (cs.restored) await restoreWorkingCopy(cs);
   const boot = await step('bootstrap: KMS key, state bucket, secrets bucket', () =>
     bootstrap(ctx.aws, ctx.names, cfg.name),
   );
   await step(`PKI and kubeconfigs in ${displayPath(secrets)}`, async () => {
     const { applyPki } = await import('../secrets/pki/index.js');
-    const r = await applyPki(cs.pki);
+    // planned against the restored copy, written into the working copy it was restored to
+    const r = await applyPki(cs.restored ? { ...cs.pki, root: secrets } : cs.pki);
     log.info(`${r.created.length} created, ${r.kept.length} kept`);
   });
   await step(`write manifests into ${displayPath(secrets)}`, async () => {

@@ -7,7 +7,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { listFiles } from '../../src/fsutil.js';
@@ -202,6 +210,56 @@ test('a second run changes nothing: no terraform changes, secrets byte-identical
   expect(r.stderr).toContain('no changes; everything is up to date');
   expect(r.stdout).toMatch(/plan: 0 to add, 0 to change, 0 to destroy/);
   expect(await treeDigest(secrets)).toBe(before);
+});
+
+test('a fresh working copy (secrets/ and .platform/ deleted): run --plan shows no changes and the same fingerprints; run restores it byte-identical', async () => {
+  const before = await treeDigest(secrets);
+  const fingerprints = async () =>
+    (
+      JSON.parse((await kp(['status', '-e', ENV, '--json'])).stdout) as {
+        pki: { path: string; sha256: string }[];
+      }
+    ).pki;
+  const pki = await fingerprints();
+  const moved = `${secrets}.moved`;
+  renameSync(secrets, moved);
+  rmSync(path.join(ws.dir, '.platform', ENV), { recursive: true, force: true });
+
+  const plan = await kp(['run', '-e', ENV, '--plan', '--exit-code']);
+  expect([plan.code, plan.code ? plan.stderr : '']).toEqual([0, '']);
+  expect(plan.stdout).toMatch(new RegExp(`secrets/${ENV}/ is empty: planned from the bucket's layers`));
+  expect(plan.stdout).toMatch(/## PKI and kubeconfigs\n {2}in place/);
+  expect(plan.stdout).toMatch(/plan: 0 to add, 0 to change, 0 to destroy/);
+  expect(plan.stderr).toContain('no changes; everything is up to date');
+  // --plan wrote nothing: the working copy is still absent
+  expect(existsSync(secrets)).toBe(false);
+
+  const r = await kp(['run', '-e', ENV, '--yes']);
+  expect([r.code, r.code ? r.stderr : '']).toEqual([0, '']);
+  expect(r.stderr).toMatch(/restore .* from the bucket/);
+  expect(await treeDigest(secrets)).toBe(await treeDigest(moved));
+  expect(await treeDigest(secrets)).toBe(before);
+  expect(await fingerprints()).toEqual(pki);
+  rmSync(moved, { recursive: true, force: true });
+});
+
+test('a working copy behind the bucket is refused before any write (exit 3), naming the layer', async () => {
+  const seenFile = path.join(secrets, '.fetched-generations.json');
+  const seen = readFileSync(seenFile, 'utf8');
+  const generations = JSON.parse(seen) as Record<string, number>;
+  writeFileSync(seenFile, JSON.stringify({ ...generations, secure: generations.secure! - 1 }));
+  try {
+    const r = await kp(['run', '-e', ENV, '--plan']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `is behind the bucket \\(secure is at generation ${generations.secure}, this copy saw ${generations.secure! - 1 || 'none'}\\)`,
+      ),
+    );
+    expect(r.stderr).toContain(`fetch-secrets -e ${ENV}`);
+  } finally {
+    writeFileSync(seenFile, seen);
+  }
 });
 
 test('no secret value appears in the output of any command, also with --debug', async () => {
