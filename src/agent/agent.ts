@@ -1,303 +1,19 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { IntegrityError, PlatformError } from '../errors.js';
-import { atomicWrite, fileMode, TEMP_FILE_RE } from '../fsutil.js';
 import { log } from '../log.js';
-import { sha256 } from '../secrets/envelope.js';
 import type { LayerIndex } from '../secrets/index-format.js';
 import type { RolloutGate } from '../secrets/rollout.js';
 import type { LocalHealth, NodeStatus } from '../secrets/status.js';
-import { MissingObjectError, type SecretStore } from '../secrets/store.js';
-import {
-  type Action,
-  backoffS,
-  checkIndex,
-  EMPTY_STATE,
-  type FileError,
-  fingerprint,
-  type PathMap,
-  planSync,
-  type SyncState,
-  targetOf,
-} from './plan.js';
-import { ManifestError, validateStaticPod } from './validate.js';
+import type { SecretStore } from '../secrets/store.js';
+import { syncOnce } from './pass.js';
+import { backoffS, fingerprint, type PathMap, targetOf } from './plan.js';
+import { type AgentState, localFingerprint, readState, removeStaleTemps } from './state.js';
 
 /**
- * The manifest-sync agent (DESIGN.md §5): one pass ({@link syncOnce}) and the long-running
- * loop ({@link runAgent}).
- *
- * A pass reads the layer's index (conditionally: HTTP 304 = nothing to do, no KMS call),
- * verifies it (envelope authentication by SecretStore; generation never backwards and the
- * hash chain by {@link checkIndex}), fetches only the files that differ by VersionId, verifies
- * their digests, validates each manifest against the Kubernetes schema, and writes it
- * atomically (dot-prefixed temp file in the same directory, fsync, rename, fsync of the
- * directory: kubelet never sees a partial file). A manifest that fails validation is not
- * written — its last good version stays — and is reported; the other files are applied.
- * Files this agent wrote earlier that the index no longer lists are removed, only by a pass
- * without any error. An index that fails verification blocks the whole pass.
+ * The manifest-sync agent's loop (DESIGN.md §5): {@link runAgent} keeps layers in step,
+ * tick by tick; `--once` is one tick of the same loop ({@link runAgentOnce}). A tick runs
+ * one pass (src/agent/pass.ts); the state between passes is src/agent/state.ts.
  */
-
-/** Per-layer state file: in `stateDir`, or beside a redirected --dest (a dot-file kubelet ignores). */
-export function defaultStateFile(
-  layer: string,
-  dest: string,
-  redirected: boolean,
-  stateDir?: string,
-): string {
-  if (stateDir) return path.join(stateDir, `manifest-sync-${layer}.json`);
-  return redirected
-    ? path.join(dest, `.manifest-sync-${layer}.json`)
-    : path.join('/var/lib/kube-platform', `manifest-sync-${layer}.json`);
-}
-
-/** The state persisted between passes, plus when its generation was applied. */
-export interface AgentState extends SyncState {
-  /** ISO 8601 time `generation` was applied; null before the first pass */
-  appliedAt: string | null;
-}
-
-/**
- * Reads the agent state of a layer; a missing file is the empty state.
- * @throws PlatformError when the file exists but is not a state file (it is written
- *   atomically, so this means someone else wrote it): the hint says how to start over
- */
-export async function readState(stateFile: string): Promise<AgentState> {
-  let text: string;
-  try {
-    text = await readFile(stateFile, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
-      return { ...EMPTY_STATE, written: {}, appliedAt: null };
-    throw e;
-  }
-  try {
-    const s = JSON.parse(text) as Partial<AgentState>;
-    if (typeof s.generation !== 'number' || typeof s.written !== 'object' || !s.written)
-      throw new Error('bad shape');
-    return {
-      generation: s.generation,
-      indexDigest: s.indexDigest ?? null,
-      written: s.written,
-      fileErrors: Array.isArray(s.fileErrors) ? s.fileErrors : [],
-      appliedAt: s.appliedAt ?? null,
-    };
-  } catch (e) {
-    throw new PlatformError(`${stateFile}: not a manifest-sync state file`, {
-      cause: e,
-      hint: 'remove it to start over (files the agent wrote earlier will then no longer be removed by it)',
-    });
-  }
-}
-
-async function saveState(stateFile: string, s: AgentState): Promise<void> {
-  await atomicWrite(stateFile, `${JSON.stringify(s, null, 1)}\n`, 0o600, 0o700);
-}
-
-async function localFingerprint(target: string): Promise<string | undefined> {
-  try {
-    const [data, mode] = await Promise.all([readFile(target), fileMode(target)]);
-    return fingerprint(sha256(data), mode ?? 0);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Removes temp files an earlier run left behind when it was killed mid-write (they are
- * dot-files, which kubelet ignores, but they would pile up). Only names of the temp-file
- * pattern are touched. Missing directories are skipped.
- * @returns the paths removed
- */
-export async function removeStaleTemps(dirs: Iterable<string>): Promise<string[]> {
-  const removed: string[] = [];
-  for (const dir of new Set(dirs)) {
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      continue;
-    }
-    for (const n of names) {
-      if (!TEMP_FILE_RE.test(n)) continue;
-      await rm(path.join(dir, n), { force: true });
-      removed.push(path.join(dir, n));
-    }
-  }
-  return removed;
-}
-
-export interface SyncOptions {
-  store: SecretStore;
-  layer: string;
-  map: PathMap;
-  /** JSON file remembering generation and the files written (created on first pass) */
-  stateFile: string;
-  /** ETag of the index already handled: the read is conditional (304 = no work, no KMS call) */
-  etag?: string;
-  /** aborts the S3 requests of the pass (each is also bounded by `requestTimeoutS`) */
-  signal?: AbortSignal;
-  /** seconds one request may take before it is abandoned @default 10 */
-  requestTimeoutS?: number;
-  /** filled with the ETag of the index as soon as it is read (also when the pass then fails) and the index once verified */
-  observed?: { etag?: string; index?: LayerIndex };
-  /** the state as the caller last saw it (the loop keeps it in memory); default: read `stateFile` */
-  state?: AgentState;
-  /** the layer's staged-rollout gate (masters, secure layer): which index this node may apply */
-  gate?: RolloutGate;
-}
-
-export interface SyncResult {
-  /** 'unchanged': 304; 'empty': the layer was never published; 'applied': the index was applied */
-  kind: 'unchanged' | 'empty' | 'applied';
-  /** generation now applied (possibly with file errors) */
-  generation: number;
-  written: string[];
-  removed: string[];
-  /** manifests of this generation that were not written (their last good version stays) */
-  fileErrors: FileError[];
-  /** true when something changed: files, generation or the set of file errors */
-  changed: boolean;
-  /** ETag of the index read (pass it back as `etag` next time) */
-  etag?: string;
-  /** the state after the pass */
-  state: AgentState;
-}
-
-function requestSignal(o: Pick<SyncOptions, 'signal' | 'requestTimeoutS'>): AbortSignal {
-  const t = AbortSignal.timeout((o.requestTimeoutS ?? 10) * 1000);
-  return o.signal ? AbortSignal.any([o.signal, t]) : t;
-}
-
-/**
- * Runs one pass for one layer.
- * @throws IntegrityError when the index or an object fails verification, or the index is a
- *   rollback, rewritten, or breaks the hash chain — nothing is written then; errors of S3 and
- *   KMS (unreachable, denied, timed out) — nothing is removed then
- */
-export async function syncOnce(opts: SyncOptions): Promise<SyncResult> {
-  // staged rollouts (src/secrets/rollout.ts): a changed rollout record re-reads the index
-  const gateChanged = opts.gate ? await opts.gate.refresh(requestSignal(opts)) : false;
-  const latest = await opts.store.readIndex(opts.layer, gateChanged ? undefined : opts.etag, {
-    abortSignal: requestSignal(opts),
-    ...(opts.observed ? { observed: opts.observed } : {}),
-  });
-  const state = opts.state ?? (await readState(opts.stateFile));
-  const none = { written: [], removed: [], fileErrors: state.fileErrors, changed: false, state };
-  if (latest === 'not-modified')
-    return { kind: 'unchanged', generation: state.generation, etag: opts.etag, ...none };
-  if (!latest) {
-    // generations only go up: an index that vanished after one was applied was deleted
-    if (state.generation > 0) {
-      throw new IntegrityError(
-        `index/${opts.layer} is missing, but generation ${state.generation} of layer ${opts.layer} was applied here: the index was deleted; the last good files stay`,
-      );
-    }
-    return { kind: 'empty', generation: state.generation, ...none };
-  }
-  // a node the rollout record does not allow yet (or after an abort) applies the previous index
-  const chosen = opts.gate ? await opts.gate.choose(latest, requestSignal(opts)) : { snap: latest };
-  const snap = chosen.snap;
-  if (opts.observed) opts.observed.index = snap.index;
-  const { index } = snap;
-  // going back is allowed only to the previous generation an authentic record names
-  if (!(chosen.revert !== undefined && index.generation === chosen.revert)) {
-    checkIndex(opts.layer, index, snap.digest, state);
-  }
-
-  const local: Record<string, string | undefined> = {};
-  for (const p of Object.keys(index.files)) {
-    const t = targetOf(p, opts.map);
-    if (t) local[t] = await localFingerprint(t);
-  }
-  const actions = planSync(index, state, opts.map, local);
-  const writes = actions.filter((a): a is Extract<Action, { kind: 'write' }> => a.kind === 'write');
-  const { default: pLimit } = await import('p-limit');
-  const limit = pLimit(8);
-  const fetched = new Map<string, Buffer>();
-  const fileErrors: FileError[] = [];
-  await Promise.all(
-    writes.map((w) =>
-      limit(async () => {
-        try {
-          fetched.set(
-            w.path,
-            await opts.store.fetchFile(opts.layer, w.path, w.entry, { abortSignal: requestSignal(opts) }),
-          );
-        } catch (e) {
-          // a version the index names is gone: that file keeps its last good copy, the
-          // rest of the pass goes on, and the error is reported
-          if (!(e instanceof MissingObjectError)) throw e;
-          fileErrors.push({ path: w.path, error: e.message });
-        }
-      }),
-    ),
-  );
-  const good = writes.filter((w) => {
-    if (!fetched.has(w.path)) return false;
-    if (!w.path.startsWith('manifests/')) return true;
-    try {
-      validateStaticPod(fetched.get(w.path)!, `${opts.layer}/${w.path}`);
-      return true;
-    } catch (e) {
-      if (!(e instanceof ManifestError)) throw e;
-      fileErrors.push({ path: w.path, error: e.message });
-      return false;
-    }
-  });
-
-  // Ownership first: the state names every file about to be written before it is written,
-  // so a crash (SIGKILL, power loss) between here and the final save never leaves a file
-  // this agent wrote but does not know it owns. The generation only moves at the end.
-  const owned = { ...state.written };
-  for (const w of good) owned[w.target] = w.entry.sha256;
-  if (good.some((w) => state.written[w.target] !== w.entry.sha256)) {
-    await saveState(opts.stateFile, { ...state, written: owned });
-  }
-  const written: string[] = [];
-  for (const w of good) {
-    await atomicWrite(w.target, fetched.get(w.path)!, w.entry.mode, 0o755);
-    written.push(w.target);
-  }
-  const removed: string[] = [];
-  if (fileErrors.length === 0) {
-    for (const a of actions) {
-      if (a.kind !== 'remove') continue;
-      await rm(a.target, { force: true });
-      delete owned[a.target];
-      removed.push(a.target);
-    }
-  }
-  // after the pass every file the index lists (and this pass did not refuse) is this agent's
-  const refused = new Set(fileErrors.map((f) => f.path));
-  for (const [p, e] of Object.entries(index.files)) {
-    const t = targetOf(p, opts.map);
-    if (t && !refused.has(p)) owned[t] = e.sha256;
-  }
-  const ownedChanged =
-    JSON.stringify(Object.entries(owned).sort()) !== JSON.stringify(Object.entries(state.written).sort());
-  const generationMoved = index.generation !== state.generation;
-  const next: AgentState = {
-    generation: index.generation,
-    indexDigest: snap.digest,
-    written: owned,
-    fileErrors,
-    appliedAt: generationMoved || !state.appliedAt ? new Date().toISOString() : state.appliedAt,
-  };
-  const errorsChanged = JSON.stringify(fileErrors) !== JSON.stringify(state.fileErrors);
-  if (generationMoved || ownedChanged || errorsChanged || !state.appliedAt) {
-    await saveState(opts.stateFile, next);
-  }
-  return {
-    kind: 'applied',
-    generation: index.generation,
-    written,
-    removed,
-    fileErrors,
-    changed: generationMoved || written.length > 0 || removed.length > 0 || errorsChanged,
-    etag: snap.etag,
-    state: next,
-  };
-}
 
 /** Options of the long-running agent. */
 export interface AgentOptions {
@@ -349,6 +65,10 @@ interface LayerRun {
   dirty: boolean;
   /** the index last applied, for the local drift check on heartbeats */
   index?: LayerIndex;
+  /** the error of the last tick's pass (undefined: it went through) */
+  lastError?: unknown;
+  /** the last tick applied a change (and logged it, with its refused files) */
+  lastChanged: boolean;
 }
 
 function describeError(e: unknown): string {
@@ -409,6 +129,70 @@ async function drifted(index: LayerIndex, map: PathMap, skip: Set<string>): Prom
  */
 export async function runAgent(o: AgentOptions): Promise<void> {
   const intervalMs = o.intervalS * 1000;
+  const { runs, tick } = await startLoop(o);
+  log.info(
+    `manifest-sync: ${o.nodeId ? `node ${o.nodeId}, ` : ''}layers ${o.layers.join(', ')}, every ${o.intervalS} s` +
+      `${o.nodeId ? `, heartbeat ${o.heartbeatS} s` : ''}`,
+  );
+  let next = Date.now();
+  while (!o.signal.aborted) {
+    await Promise.all(runs.map((r) => tick(r)));
+    next += intervalMs;
+    const now = Date.now();
+    if (next <= now) next += Math.ceil((now - next + 1) / intervalMs) * intervalMs;
+    await sleep(next - Date.now(), o.signal);
+  }
+  log.info('manifest-sync: stopped');
+}
+
+/** Options of {@link runAgentOnce}: the agent's, without the schedule. */
+export type OnceOptions = Omit<
+  AgentOptions,
+  'intervalS' | 'heartbeatS' | 'signal' | 'backoffCapS' | 'health'
+>;
+
+/**
+ * `manifest-sync --once`: one tick of the loop per layer, in order — the same pass, logs and
+ * status report (with a node id) as the running agent's first tick — then the first layer's
+ * failure, if any, as the command's error.
+ * @throws the error of the first layer whose pass failed (IntegrityError exit 4 for an index
+ *   or object that fails verification; S3/KMS errors), or an IntegrityError naming the
+ *   manifests refused by validation (the other files were applied)
+ */
+export async function runAgentOnce(o: OnceOptions): Promise<void> {
+  // once: a pass may take the bounded time of a single command (10 s per request)
+  const { runs, tick } = await startLoop(
+    {
+      requestTimeoutS: 10,
+      ...o,
+      intervalS: 1,
+      heartbeatS: Number.POSITIVE_INFINITY,
+      signal: new AbortController().signal,
+    },
+    { once: true },
+  );
+  for (const run of runs) await tick(run);
+  for (const run of runs) {
+    if (run.lastError !== undefined) throw run.lastError;
+    if (!run.lastChanged)
+      for (const f of run.state.fileErrors)
+        log.error(`layer ${run.layer}: ${f.path} not applied, its last good version stays: ${f.error}`);
+    if (run.state.fileErrors.length) {
+      throw new IntegrityError(`layer ${run.layer}: ${run.state.fileErrors.map((f) => f.error).join('; ')}`, {
+        hint: 'fix the manifest and publish again; the other files were applied',
+      });
+    }
+  }
+}
+
+/**
+ * The loop's per-layer state (state files read, stale temp files removed) and its tick.
+ * `once`: errors are not logged (the command reports the first one).
+ */
+async function startLoop(
+  o: AgentOptions,
+  mode: { once?: boolean } = {},
+): Promise<{ runs: LayerRun[]; tick: (run: LayerRun) => Promise<void> }> {
   const capS = o.backoffCapS ?? 30;
   const requestTimeoutS = o.requestTimeoutS ?? 5;
   const runs: LayerRun[] = [];
@@ -430,6 +214,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       error: null,
       reportedAt: 0,
       dirty: true,
+      lastChanged: false,
     });
   }
 
@@ -458,13 +243,14 @@ export async function runAgent(o: AgentOptions): Promise<void> {
 
   const fail = (run: LayerRun, e: unknown, now: number, observedEtag: string | undefined) => {
     const msg = describeError(e);
+    run.lastError = e;
     run.failures++;
     run.failingSince ??= now;
     run.failedEtag = observedEtag;
     run.failedForGood = e instanceof IntegrityError && observedEtag !== undefined;
     const delayS = backoffS(run.failures, o.intervalS, capS, Math.random());
     run.retryAt = now + delayS * 1000;
-    if (msg !== run.error || now >= run.logAt) {
+    if (!mode.once && (msg !== run.error || now >= run.logAt)) {
       const next = run.failedForGood
         ? 'not retried until the index changes'
         : observedEtag === undefined
@@ -479,6 +265,8 @@ export async function runAgent(o: AgentOptions): Promise<void> {
 
   const tick = async (run: LayerRun): Promise<void> => {
     const now = Date.now();
+    run.lastError = undefined;
+    run.lastChanged = false;
     const heartbeatDue = o.nodeId !== undefined && now - run.reportedAt >= o.heartbeatS * 1000;
     if (heartbeatDue && !run.dirty && !run.unreachable) {
       // the heartbeat replaces this tick's poll (request budget), also while an index is
@@ -541,6 +329,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       }
       if (r.changed) {
         run.dirty = true;
+        run.lastChanged = true;
         log.info(
           `layer ${run.layer}: generation ${r.generation} applied (${r.written.length} written, ${r.removed.length} removed${r.fileErrors.length ? `, ${r.fileErrors.length} refused` : ''})`,
         );
@@ -565,17 +354,5 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     }
   };
 
-  log.info(
-    `manifest-sync: ${o.nodeId ? `node ${o.nodeId}, ` : ''}layers ${o.layers.join(', ')}, every ${o.intervalS} s` +
-      `${o.nodeId ? `, heartbeat ${o.heartbeatS} s` : ''}`,
-  );
-  let next = Date.now();
-  while (!o.signal.aborted) {
-    await Promise.all(runs.map((r) => tick(r)));
-    next += intervalMs;
-    const now = Date.now();
-    if (next <= now) next += Math.ceil((now - next + 1) / intervalMs) * intervalMs;
-    await sleep(next - Date.now(), o.signal);
-  }
-  log.info('manifest-sync: stopped');
+  return { runs, tick };
 }

@@ -1,22 +1,15 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { awsSettings, StorageClients } from '../aws/storage-clients.js';
-import { IntegrityError, UserError } from '../errors.js';
+import { UserError } from '../errors.js';
 import { log, setLogSink } from '../log.js';
 import type { Layer } from '../secrets/layers.js';
 import { RolloutGate } from '../secrets/rollout.js';
-import type { NodeStatus } from '../secrets/status.js';
 import { openSecretStore, type SecretStore } from '../secrets/store.js';
-import {
-  defaultStateFile,
-  readState,
-  removeStaleTemps,
-  runAgent,
-  type SyncResult,
-  syncOnce,
-} from './agent.js';
+import { runAgent, runAgentOnce } from './agent.js';
 import { probeLocalHealth } from './health.js';
 import { resolveNodeId } from './imds.js';
+import { defaultStateFile } from './state.js';
 import { KUBERNETES_SCHEMA_VERSION } from './validate.js';
 
 /**
@@ -62,13 +55,6 @@ function jsonLogs(): void {
     const level = { 'warning: ': 'warn', 'error: ': 'error', 'debug: ': 'debug' }[m[1] ?? ''] ?? 'info';
     process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: m[2] })}\n`);
   });
-}
-
-function report(layer: string, r: SyncResult): void {
-  if (!r.changed) return;
-  log.info(
-    `layer ${layer}: generation ${r.generation} applied (${r.written.length} written, ${r.removed.length} removed${r.fileErrors.length ? `, ${r.fileErrors.length} refused` : ''})`,
-  );
 }
 
 /** The bucket the agent syncs from, opened. */
@@ -154,7 +140,10 @@ async function start(
   const map = { dest, root };
 
   try {
-    if (o.once) return await once(store, o.layer, map, stateFile, nodeId);
+    if (o.once) {
+      await runAgentOnce({ store, layers: o.layer, map, stateFile, ...(nodeId ? { nodeId } : {}) });
+      return 0;
+    }
     log.debug(`manifests are validated against Kubernetes ${KUBERNETES_SCHEMA_VERSION}`);
     // masters (the secure layer, with a node id): the staged-rollout gate and the local
     // control plane's health in the status report (DESIGN.md §8)
@@ -201,57 +190,4 @@ async function checkTargetDir(flag: string, dir: string): Promise<void> {
   if (st === 'notdir' || (st && !st.isDirectory())) {
     throw new UserError(`${flag} ${dir}: is not a directory (it, or a parent, is a file)`);
   }
-}
-
-/** `--once`: one pass per layer, a status report per layer when there is a node id. */
-async function once(
-  store: SecretStore,
-  layers: string[],
-  map: { dest: string; root?: string },
-  stateFile: (layer: string) => string,
-  nodeId: string | undefined,
-): Promise<number> {
-  const errors: Error[] = [];
-  for (const layer of layers) {
-    let r: SyncResult | undefined;
-    let error: string | null = null;
-    try {
-      const before = await readState(stateFile(layer));
-      const dirs = [map.dest, ...Object.keys(before.written).map((t) => path.dirname(t))];
-      await removeStaleTemps(dirs);
-      r = await syncOnce({ store, layer, map, stateFile: stateFile(layer) });
-      report(layer, r);
-      for (const f of r.fileErrors)
-        log.error(`layer ${layer}: ${f.path} not applied, its last good version stays: ${f.error}`);
-      if (r.fileErrors.length) {
-        errors.push(
-          new IntegrityError(`layer ${layer}: ${r.fileErrors.map((f) => f.error).join('; ')}`, {
-            hint: 'fix the manifest and publish again; the other files were applied',
-          }),
-        );
-      }
-    } catch (e) {
-      error = (e as Error).message;
-      errors.push(e as Error);
-    }
-    if (nodeId) {
-      const state = r?.state ?? (await readState(stateFile(layer)).catch(() => undefined));
-      if (!state) continue;
-      const status: NodeStatus = {
-        node: nodeId,
-        layer,
-        generation: state.generation,
-        indexDigest: state.indexDigest,
-        appliedAt: state.appliedAt,
-        heartbeatAt: new Date().toISOString(),
-        error,
-        fileErrors: state.fileErrors,
-      };
-      await store
-        .putStatus(layer, nodeId, status)
-        .catch((e: Error) => log.warn(`status not written: ${e.message}`));
-    }
-  }
-  if (errors.length) throw errors[0];
-  return 0;
 }
