@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import https from 'node:https';
 import type { ApiserverHealth, EtcdHealth, LocalHealth } from '../secrets/status.js';
+import { request } from './http.js';
 
 /**
  * What a master's agent sees of its own control plane (DESIGN.md §8: health is reported,
@@ -39,16 +39,19 @@ export async function probeEtcd(
 ): Promise<EtcdHealth> {
   const checkedAt = now().toISOString();
   try {
-    const h = await fetch(new URL('/health', metricsUrl), { signal: AbortSignal.timeout(timeoutMs) });
-    const body = (await h.json().catch(() => ({}))) as { health?: string; reason?: string };
-    const healthy = h.ok && body.health === 'true';
+    const h = await request(new URL('/health', metricsUrl), { timeoutMs });
+    let body: { health?: string; reason?: string } = {};
+    try {
+      body = JSON.parse(h.body) as typeof body;
+    } catch {
+      // not JSON: reported below with the status
+    }
+    const healthy = h.status === 200 && body.health === 'true';
     let hasLeader: boolean | null = null;
     let isLeader: boolean | null = null;
     let version: string | null = null;
     try {
-      const m = await (
-        await fetch(new URL('/metrics', metricsUrl), { signal: AbortSignal.timeout(timeoutMs) })
-      ).text();
+      const m = (await request(new URL('/metrics', metricsUrl), { timeoutMs })).body;
       const has = gauge(m, 'etcd_server_has_leader');
       const is = gauge(m, 'etcd_server_is_leader');
       hasLeader = has ? has.value === 1 : null;
@@ -94,28 +97,20 @@ export async function probeApiserver(
   } catch (e) {
     return { checkedAt, ready: false, detail: `cannot read the CA ${caFile}: ${(e as Error).message}` };
   }
-  return new Promise((resolve) => {
-    const req = https.get(url, { ca, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-      });
-      res.on('end', () => {
-        const failed = body
-          .split('\n')
-          .filter((l) => l.startsWith('[-]'))
-          .join(', ');
-        resolve({
-          checkedAt,
-          ready: res.statusCode === 200,
-          detail: res.statusCode === 200 ? '' : `HTTP ${res.statusCode}${failed ? `: ${failed}` : ''}`,
-        });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (e) => resolve({ checkedAt, ready: false, detail: `${url}: ${e.message}` }));
-  });
+  try {
+    const r = await request(url, { timeoutMs, ca });
+    const failed = r.body
+      .split('\n')
+      .filter((l) => l.startsWith('[-]'))
+      .join(', ');
+    return {
+      checkedAt,
+      ready: r.status === 200,
+      detail: r.status === 200 ? '' : `HTTP ${r.status}${failed ? `: ${failed}` : ''}`,
+    };
+  } catch (e) {
+    return { checkedAt, ready: false, detail: `${url}: ${(e as Error).message}` };
+  }
 }
 
 /** Both probes, in parallel: what a master adds to its status record. */

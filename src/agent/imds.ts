@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { log } from '../log.js';
+import { request } from './http.js';
 
 /**
  * The node id manifest-sync reports under: the EC2 instance id from the instance metadata
@@ -27,19 +28,18 @@ export async function instanceId(
   if ((env.AWS_EC2_METADATA_DISABLED ?? '').toLowerCase() === 'true') return undefined;
   const base = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, '');
   try {
-    const t = await fetch(`${base}/latest/api/token`, {
+    const t = await request(`${base}/latest/api/token`, {
       method: 'PUT',
       headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60' },
-      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
     });
-    if (!t.ok) return undefined;
-    const token = await t.text();
-    const r = await fetch(`${base}/latest/meta-data/instance-id`, {
-      headers: { 'X-aws-ec2-metadata-token': token },
-      signal: AbortSignal.timeout(timeoutMs),
+    if (t.status !== 200) return undefined;
+    const r = await request(`${base}/latest/meta-data/instance-id`, {
+      headers: { 'X-aws-ec2-metadata-token': t.body },
+      timeoutMs,
     });
-    if (!r.ok) return undefined;
-    const id = (await r.text()).trim();
+    if (r.status !== 200) return undefined;
+    const id = r.body.trim();
     return /^i-[0-9a-f]{8,32}$/.test(id) ? id : undefined;
   } catch {
     return undefined;
