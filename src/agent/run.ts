@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { awsSettings, StorageClients } from '../aws/storage-clients.js';
 import { UserError } from '../errors.js';
-import { log, setLogSink } from '../log.js';
+import { log, setLogFormat } from '../log.js';
 import type { Layer } from '../secrets/layers.js';
 import { RolloutGate } from '../secrets/rollout.js';
 import { openSecretStore, type SecretStore } from '../secrets/store.js';
@@ -48,15 +48,6 @@ export interface AgentOptions {
 
 const DEFAULT_DEST = '/etc/kubernetes/manifests';
 
-/** Logs as JSON lines: {time, level, msg} (the text is masked by log.ts before it gets here). */
-function jsonLogs(): void {
-  setLogSink((line) => {
-    const m = /^(==> | {4}|warning: |error: |debug: )?([\s\S]*)$/.exec(line)!;
-    const level = { 'warning: ': 'warn', 'error: ': 'error', 'debug: ': 'debug' }[m[1] ?? ''] ?? 'info';
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: m[2] })}\n`);
-  });
-}
-
 /** The bucket the agent syncs from, opened. */
 export interface AgentConnection {
   store: SecretStore;
@@ -94,7 +85,7 @@ export async function runManifestSync(
   o: AgentOptions,
   connect: () => Promise<AgentConnection>,
 ): Promise<number> {
-  if (o.logFormat === 'json') jsonLogs();
+  if (o.logFormat === 'json') setLogFormat('json');
   const intervalS = o.interval;
   const heartbeatS = o.heartbeat;
   const redirected = path.resolve(o.dest) !== DEFAULT_DEST;
