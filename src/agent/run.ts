@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { awsSettings, StorageClients } from '../aws/storage-clients.js';
+import { awsSettings, type LocalEndpoint, StorageClients } from '../aws/storage-clients.js';
 import { UserError } from '../errors.js';
 import { log, setLogFormat } from '../log.js';
 import type { Layer } from '../secrets/layers.js';
@@ -60,14 +60,14 @@ export interface AgentConnection {
 /**
  * Node mode: opens the secrets bucket `--bucket` of `--environment` in `--region` (the KMS
  * key is the environment's alias, alias/kube-platform/<environment>). The endpoint is the
- * standard AWS_ENDPOINT_URL when set.
+ * standard AWS_ENDPOINT_URL when set, or `local`'s (the toolkit's `manifest-sync --local`).
  * @throws UserError (exit 2) when --environment or --region is missing
  */
-export async function connectNodeMode(o: AgentOptions): Promise<AgentConnection> {
+export async function connectNodeMode(o: AgentOptions, local?: LocalEndpoint): Promise<AgentConnection> {
   const environment = o.environment;
   if (!o.bucket) throw new UserError('give --environment, --bucket and --region');
   if (!environment || !o.region) throw new UserError('--bucket needs --environment and --region');
-  const aws = new StorageClients(awsSettings(o.region));
+  const aws = new StorageClients(awsSettings(o.region, undefined, local));
   const kmsKeyId = `alias/kube-platform/${environment}`;
   const store = (await openSecretStore(aws, { environment, bucket: o.bucket, kmsKeyId })).store;
   return { store, nodeMode: true, close: async () => aws.destroy() };

@@ -31,6 +31,8 @@ export class AwsClients extends StorageClients {
   #credentials?: AwsCredentialIdentityProvider;
 
   protected override async credentialProvider(): Promise<AwsCredentialIdentityProvider> {
+    const fixed = this.settings.credentials;
+    if (fixed) return async () => fixed;
     if (!this.#credentials) {
       const { fromNodeProviderChain } = await import('@aws-sdk/credential-providers');
       const useProfile = !process.env.AWS_PROFILE && !process.env.AWS_ACCESS_KEY_ID && this.settings.profile;

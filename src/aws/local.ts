@@ -143,13 +143,3 @@ export async function stopLocalAws(): Promise<boolean> {
   }
   return true;
 }
-
-/**
- * Exports the local AWS variables into this process (so SDK clients and children see
- * them) and drops AWS_PROFILE: the SDK prefers a profile over exported keys, and no real
- * profile may be used against the local AWS.
- */
-export function applyLocalEnv(local: LocalAws): void {
-  for (const [k, v] of Object.entries(local.env)) process.env[k] = v;
-  if (local.started || local.env.AWS_ACCESS_KEY_ID) delete process.env.AWS_PROFILE;
-}

@@ -13,14 +13,35 @@ export interface AwsSettings {
   region: string;
   /** profile to use when neither AWS_PROFILE nor AWS_ACCESS_KEY_ID is exported */
   profile?: string;
-  /** custom endpoint (AWS_ENDPOINT_URL); undefined = real AWS */
+  /** custom endpoint (AWS_ENDPOINT_URL, or the embedded local AWS's); undefined = real AWS */
   endpoint?: string;
+  /** static credentials (the embedded local AWS's); undefined = the SDK's default chain */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
-/** Settings from the process environment over the environment file's region and profile. */
-export function awsSettings(region: string, profile?: string): AwsSettings {
-  const endpoint = process.env.AWS_ENDPOINT_URL || undefined;
-  return { region, profile, endpoint };
+/** The embedded local AWS as the clients see it: its endpoint and its variables (src/aws/local.ts LocalAws). */
+export interface LocalEndpoint {
+  endpoint: string;
+  env: Record<string, string>;
+}
+
+/**
+ * The clients' settings: the environment file's region and profile; the endpoint and static
+ * credentials of the embedded local AWS when `local` is given (passed explicitly: the
+ * process environment is not changed), else the standard AWS_ENDPOINT_URL when the caller
+ * exported it.
+ * @param local the local AWS's endpoint and variables (src/aws/local.ts LocalAws)
+ */
+export function awsSettings(region: string, profile?: string, local?: LocalEndpoint): AwsSettings {
+  const endpoint = local?.endpoint ?? (process.env.AWS_ENDPOINT_URL || undefined);
+  const id = local?.env.AWS_ACCESS_KEY_ID;
+  const secret = local?.env.AWS_SECRET_ACCESS_KEY;
+  return {
+    region,
+    ...(profile ? { profile } : {}),
+    ...(endpoint ? { endpoint } : {}),
+    ...(id && secret ? { credentials: { accessKeyId: id, secretAccessKey: secret } } : {}),
+  };
 }
 
 /** Lazily-built, memoised S3 and KMS clients for one region/endpoint/credential set. */
@@ -39,7 +60,8 @@ export class StorageClients {
    * and honours the environment's profile.
    */
   protected async credentialProvider(): Promise<AwsCredentialIdentityProvider | undefined> {
-    return undefined;
+    const c = this.settings.credentials;
+    return c ? async () => c : undefined;
   }
 
   protected async common() {

@@ -1,4 +1,4 @@
-import { awsSettings, StorageClients } from '../aws/storage-clients.js';
+import { awsSettings, type LocalEndpoint, StorageClients } from '../aws/storage-clients.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { KmsKeyService } from '../secrets/keyring.js';
@@ -42,10 +42,11 @@ function whole(flag: string, v: string | number | undefined, dflt: number, max: 
 }
 
 /**
- * Opens the backup store from node-mode flags.
+ * Opens the backup store from node-mode flags (`local`: the embedded local AWS's endpoint
+ * and credentials, for the toolkit's `--local`).
  * @throws UserError when --environment, --bucket or --region is missing or a number is bad
  */
-export async function openNodeBackups(o: NodeBackupFlags): Promise<OpenedBackups> {
+export async function openNodeBackups(o: NodeBackupFlags, local?: LocalEndpoint): Promise<OpenedBackups> {
   if (!o.environment || !o.bucket || !o.region) {
     throw new UserError('give -e ENV (operator) or --environment, --bucket and --region (on a master)');
   }
@@ -55,7 +56,7 @@ export async function openNodeBackups(o: NodeBackupFlags): Promise<OpenedBackups
     dailyS: whole('--daily-days', o.dailyDays, DEFAULT_RETENTION.dailyS / 86_400, 3650) * 86_400,
   };
   const intervalMinutes = whole('--interval-minutes', o.intervalMinutes, 15, 1440) || 15;
-  const aws = new StorageClients(awsSettings(o.region));
+  const aws = new StorageClients(awsSettings(o.region, undefined, local));
   const kmsKeyId = `alias/kube-platform/${o.environment}`;
   return {
     store: new BackupStore({

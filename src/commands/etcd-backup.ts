@@ -1,4 +1,4 @@
-import { applyLocalEnv, ensureLocalAws } from '../aws/local.js';
+import { ensureLocalAws } from '../aws/local.js';
 import { expireBackups } from '../backup/backup.js';
 import { etcdctlSource } from '../backup/etcdctl.js';
 import {
@@ -54,9 +54,8 @@ export async function openBackupStore(o: BackupTarget, context: CommandContext):
     };
   }
   const local = o.local ? await ensureLocalAws() : undefined;
-  if (local) applyLocalEnv(local);
   try {
-    const opened = await openNodeBackups(o);
+    const opened = await openNodeBackups(o, local);
     return {
       ...opened,
       close: async () => {

@@ -1,5 +1,5 @@
 import { type AgentConnection, type AgentOptions, connectNodeMode, runManifestSync } from '../agent/run.js';
-import { applyLocalEnv, ensureLocalAws } from '../aws/local.js';
+import { ensureLocalAws } from '../aws/local.js';
 import type { CommandContext } from '../context/command.js';
 import { UserError } from '../errors.js';
 
@@ -23,8 +23,19 @@ export async function manifestSyncCommand(o: ManifestSyncOptions, context: Comma
     if (o.bucket) {
       const environment = o.environment ?? o.env;
       if (!environment || !o.region) throw new UserError('--bucket needs --environment and --region');
-      if (o.local) applyLocalEnv(await ensureLocalAws());
-      return connectNodeMode({ ...o, environment });
+      if (!o.local) return connectNodeMode({ ...o, environment });
+      const local = await ensureLocalAws();
+      const conn = await connectNodeMode({ ...o, environment }, local).catch(async (e: unknown) => {
+        await local.stop();
+        throw e;
+      });
+      return {
+        ...conn,
+        close: async () => {
+          await conn.close();
+          await local.stop();
+        },
+      };
     }
     if (!o.env) throw new UserError('give -e ENV (operator) or --environment, --bucket and --region (node)');
     const { secretStore } = await import('../context/environment.js');

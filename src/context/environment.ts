@@ -1,5 +1,5 @@
 import { AwsClients, assertAccount, awsSettings, type Identity } from '../aws/clients.js';
-import { applyLocalEnv, ensureLocalAws, type LocalAws } from '../aws/local.js';
+import { ensureLocalAws, type LocalAws } from '../aws/local.js';
 import { type EnvConfig, loadEnvironment } from '../config/load.js';
 import { type BootstrapNames, bootstrapNames } from '../config/topology.js';
 import { log } from '../log.js';
@@ -39,11 +39,10 @@ export interface ContextOptions {
 export async function openEnvironment(opts: ContextOptions): Promise<EnvContext> {
   const cfg = await loadEnvironment(opts.env);
   let local: LocalAws | undefined;
-  if (opts.local) {
-    local = await ensureLocalAws();
-    applyLocalEnv(local);
-  }
-  const aws = new AwsClients(awsSettings(cfg.region, cfg.awsProfile));
+  if (opts.local) local = await ensureLocalAws();
+  // the local AWS's endpoint and credentials go to the clients (and, through ctx.local, to
+  // Terraform) explicitly; this process's environment is left as it is
+  const aws = new AwsClients(awsSettings(cfg.region, cfg.awsProfile, local));
   try {
     const identity = await aws.identity();
     assertAccount(identity, cfg.awsAccountId, cfg.name);
