@@ -1,4 +1,5 @@
 import os from 'node:os';
+import type { AwsClients } from '../aws/clients.js';
 import type { CommandContext } from '../context/command.js';
 import { secretStore } from '../context/environment.js';
 import { UserError } from '../errors.js';
@@ -8,12 +9,48 @@ import { secretsDir } from '../paths.js';
 import { confirmOrAbort } from '../prompt.js';
 import { type Replacement, ROLL_LAYERS, type RollLayer } from '../roll/plan.js';
 import { computeRollPlan, reportedLeader, runRoll } from '../roll/runner.js';
+import { envSshPaths } from '../ssh/config.js';
+import { consoleHostKeys } from '../ssh/inventory.js';
+import { fingerprint } from '../ssh/known-hosts.js';
+import { repinBastion } from '../ssh/repin.js';
 import { environmentState } from '../state/open.js';
 import { assertNotDowngrade } from '../state/store.js';
 import { printRows } from '../table.js';
 import { attemptValidation, collectSnapshot, loadKubeconfig, validateLoop } from '../validate/run.js';
 import { toolkitVersion } from '../version.js';
 import { recordValidation } from './validate.js';
+
+/**
+ * After `roll bastion`: pins the replacement's host key from its EC2 console output into the
+ * environment's known_hosts (src/ssh/repin.ts), waiting up to `timeoutS` for EC2 to publish it.
+ * @returns false when no key appeared in time (the old pin stays: ssh refuses the new bastion)
+ */
+async function repinReplacedBastion(
+  aws: AwsClients,
+  env: string,
+  instanceId: string,
+  timeoutS: number,
+  pollS: number,
+): Promise<boolean> {
+  log.step(`pinning the new bastion's host key (${instanceId}) from its EC2 console output`);
+  const pinned = await repinBastion({
+    env,
+    instanceId,
+    knownHosts: envSshPaths(env).knownHosts,
+    readKeys: (id) => consoleHostKeys(aws, id),
+    timeoutS,
+    pollS,
+  });
+  if (!pinned) {
+    log.warn(
+      `no host keys in the console output of ${instanceId} within ${timeoutS} s: the old pin stays, so ssh refuses the new bastion until \`agent-setup -e ${env} --pin console\` pins it`,
+    );
+    return false;
+  }
+  for (const k of pinned.keys)
+    log.info(`pinned ${pinned.name}: ${k.type} ${fingerprint(k)} (EC2 console output)`);
+  return true;
+}
 
 /** Options of `roll`. */
 export interface RollCommandOptions {
@@ -192,7 +229,9 @@ export async function rollCommand(o: RollCommandOptions, context: CommandContext
         `roll ${layer}: ${report.replaced.length} replaced${report.skipped.length ? `, ${report.skipped.length} left cordoned: ${report.skipped.map((s) => s.instanceId).join(', ')}` : ''}`,
       );
       if (layer === 'bastion' && report.replaced.length) {
-        log.info(`the bastion was replaced: agent-setup -e ${env} pins its new host key`);
+        return (await repinReplacedBastion(ctx.aws, env, report.replaced.at(-1)!.new, replaceTimeoutS, pollS))
+          ? 0
+          : 5;
       }
       return 0;
     } finally {

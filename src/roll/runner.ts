@@ -43,7 +43,7 @@ import { planRoll, quorumGate, type Replacement, type RollLayer } from './plan.j
  *            holds with this one down) → terminate → the old instance `terminated`, the
  *            member's ENI and volume `available` (kops#4128) → claimed by the replacement →
  *            its agent at the current generation and its etcd member healthy → validate twice
- *   bastion  terminate → replacement InService (its host key is re-pinned by agent-setup)
+ *   bastion  terminate → replacement InService (its host key re-pinned from its console output (commands/roll.ts, ssh/repin.ts))
  *
  * A rerun after an interruption resumes the operation: an instance whose `terminate` step
  * is recorded is never terminated again; its replacement is waited for instead.

@@ -190,3 +190,62 @@ describe('inventory', () => {
     expect(privateNodes(rows, 'prod').map((r) => r.instanceId)).toEqual(['i-m']);
   });
 });
+
+describe('repinBastion (after roll bastion)', () => {
+  test('waits for the console host keys, then replaces the old pin with the new key', async () => {
+    const { repinBastion } = await import('../../src/ssh/repin.js');
+    const { pinnedKeys } = await import('../../src/ssh/known-hosts.js');
+    const file = path.join(dir, 'repin.known_hosts');
+    await pinHostKeys(file, new Map([['bastion-prod', [ecdsa]]]));
+    let reads = 0;
+    let clock = 0;
+    const r = await repinBastion({
+      env: 'prod',
+      instanceId: 'i-new',
+      knownHosts: file,
+      // EC2 publishes the console output a few minutes after boot: two empty reads first
+      readKeys: async (id) => {
+        expect(id).toBe('i-new');
+        return ++reads < 3 ? [] : [ed25519];
+      },
+      timeoutS: 60,
+      pollS: 5,
+      sleep: async (ms) => {
+        clock += ms;
+      },
+      now: () => clock,
+    });
+    expect(reads).toBe(3);
+    expect(clock).toBe(10_000);
+    expect(r).toMatchObject({ name: 'bastion-prod', changed: true, previous: [ecdsa], keys: [ed25519] });
+    expect(await pinnedKeys(file, 'bastion-prod')).toEqual([ed25519]);
+  });
+
+  test('no key within the timeout: undefined, and the old pin stays (ssh refuses the new bastion)', async () => {
+    const { repinBastion } = await import('../../src/ssh/repin.js');
+    const { pinnedKeys } = await import('../../src/ssh/known-hosts.js');
+    const file = path.join(dir, 'repin-timeout.known_hosts');
+    await pinHostKeys(file, new Map([['bastion-prod', [ecdsa]]]));
+    let clock = 0;
+    let reads = 0;
+    const r = await repinBastion({
+      env: 'prod',
+      instanceId: 'i-new',
+      knownHosts: file,
+      readKeys: async () => {
+        reads++;
+        return [];
+      },
+      timeoutS: 12,
+      pollS: 5,
+      sleep: async (ms) => {
+        clock += ms;
+      },
+      now: () => clock,
+    });
+    expect(r).toBeUndefined();
+    // reads at 0, 5 and 10 s; the next would be past 12 s
+    expect(reads).toBe(3);
+    expect(await pinnedKeys(file, 'bastion-prod')).toEqual([ecdsa]);
+  });
+});
