@@ -36,8 +36,22 @@ export interface AgentOptions {
   signal: AbortSignal;
   /** the staged-rollout gate of a layer, if it has one (src/secrets/rollout.ts) */
   gate?: (layer: string) => RolloutGate | undefined;
-  /** the local control plane's health, added to the status report of the layers it names */
-  health?: { layers: string[]; probe: () => Promise<LocalHealth> };
+  /**
+   * the local control plane's health, added to the status report of the layers it names;
+   * probed every `probeS` seconds (@default 5) too, and a change (healthy ↔ not, leader,
+   * version) is reported at once instead of at the next heartbeat
+   */
+  health?: { layers: string[]; probe: () => Promise<LocalHealth>; probeS?: number };
+}
+
+/**
+ * What of a health probe counts as a change worth a report at once: etcd healthy, leader
+ * presence and leadership, version; API server ready. Timestamps and reasons' wording do not.
+ */
+export function healthSignature(h: LocalHealth): string {
+  const e = h.etcd;
+  const a = h.apiserver;
+  return JSON.stringify([e?.healthy, e?.hasLeader, e?.isLeader, e?.version, a?.ready]);
 }
 
 /** What the loop tracks per layer between ticks. */
@@ -69,6 +83,11 @@ interface LayerRun {
   lastError?: unknown;
   /** the last tick applied a change (and logged it, with its refused files) */
   lastChanged: boolean;
+  /** epoch ms of the last health probe (layers with health only) */
+  probedAt: number;
+  /** that probe's result and {@link healthSignature} */
+  lastHealth?: LocalHealth;
+  healthSig?: string;
 }
 
 function describeError(e: unknown): string {
@@ -215,8 +234,29 @@ async function startLoop(
       reportedAt: 0,
       dirty: true,
       lastChanged: false,
+      probedAt: 0,
     });
   }
+
+  const healthProbeMs = (o.health?.probeS ?? 5) * 1000;
+  /** Probes (or, within this tick, reuses the probe of) the local health; returns it. */
+  const probeHealth = async (run: LayerRun, now: number, forReport: boolean): Promise<LocalHealth> => {
+    if (!(forReport && run.lastHealth && run.probedAt === now)) {
+      run.lastHealth = await o.health!.probe();
+      run.probedAt = now;
+    }
+    const sig = healthSignature(run.lastHealth);
+    if (!forReport && run.healthSig !== undefined && sig !== run.healthSig) {
+      const e = run.lastHealth.etcd;
+      const a = run.lastHealth.apiserver;
+      log.info(
+        `layer ${run.layer}: local health changed (etcd ${e ? (e.healthy ? 'healthy' : `unhealthy: ${e.reason}`) : 'not probed'}, API server ${a ? (a.ready ? 'ready' : `not ready: ${a.detail}`) : 'not probed'}): reporting it now`,
+      );
+      run.dirty = true;
+    }
+    if (forReport || run.healthSig === undefined) run.healthSig = sig;
+    return run.lastHealth;
+  };
 
   const report = async (run: LayerRun, now: number): Promise<void> => {
     if (!o.nodeId) {
@@ -232,7 +272,7 @@ async function startLoop(
       heartbeatAt: new Date(now).toISOString(),
       error: run.error,
       fileErrors: run.state.fileErrors,
-      ...(o.health?.layers.includes(run.layer) ? { health: await o.health.probe() } : {}),
+      ...(o.health?.layers.includes(run.layer) ? { health: await probeHealth(run, now, true) } : {}),
     };
     await o.store.putStatus(run.layer, o.nodeId, status, {
       abortSignal: AbortSignal.any([o.signal, AbortSignal.timeout(requestTimeoutS * 1000)]),
@@ -267,6 +307,14 @@ async function startLoop(
     const now = Date.now();
     run.lastError = undefined;
     run.lastChanged = false;
+    if (
+      o.nodeId !== undefined &&
+      o.health?.layers.includes(run.layer) &&
+      now - run.probedAt >= healthProbeMs
+    ) {
+      // a loopback probe, no request to AWS: a change is reported on this tick, not at the heartbeat
+      await probeHealth(run, now, false);
+    }
     const heartbeatDue = o.nodeId !== undefined && now - run.reportedAt >= o.heartbeatS * 1000;
     if (heartbeatDue && !run.dirty && !run.unreachable) {
       // the heartbeat replaces this tick's poll (request budget), also while an index is

@@ -204,6 +204,9 @@ test('the local AWS stopped for 30 s: every file untouched, the agent recovers w
   await waitFor(async () => (await readOrUndefined(files[0]!))?.includes('--v=2'), 10_000, 10);
   const recoveredMs = Date.now() - back;
   expect(recoveredMs).toBeLessThanOrEqual(2000);
+  // the agent logs the recovery after the pass that wrote the file: wait for the line (the
+  // log is the agent's stderr, read through a pipe)
+  await waitFor(async () => /layer secure: recovered after \d+\.\d s/.test(await agent.log()), 5_000);
   const log = await agent.log();
   expect(log).toMatch(/error: layer secure: the bucket did not answer in time \(keeping the last good files/);
   expect(log).toMatch(/layer secure: recovered after \d+\.\d s/);
