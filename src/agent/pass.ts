@@ -72,12 +72,17 @@ function requestSignal(o: Pick<SyncOptions, 'signal' | 'requestTimeoutS'>): Abor
  *   KMS (unreachable, denied, timed out) — nothing is removed then
  */
 export async function syncOnce(opts: SyncOptions): Promise<SyncResult> {
-  // staged rollouts (src/secrets/rollout.ts): a changed rollout record re-reads the index
-  const gateChanged = opts.gate ? await opts.gate.refresh(requestSignal(opts)) : false;
+  // staged rollouts (src/secrets/rollout.ts): while a rollout is open its record is read
+  // first, and a changed record re-reads the index; a settled record is re-read only after
+  // the index changed (one request a tick while idle: bench/sync-idle)
+  const gate = opts.gate;
+  const gateFirst = gate !== undefined && !gate.settled;
+  const gateChanged = gateFirst ? await gate.refresh(requestSignal(opts)) : false;
   const latest = await opts.store.readIndex(opts.layer, gateChanged ? undefined : opts.etag, {
     abortSignal: requestSignal(opts),
     ...(opts.observed ? { observed: opts.observed } : {}),
   });
+  if (gate && !gateFirst && latest !== 'not-modified') await gate.refresh(requestSignal(opts));
   const state = opts.state ?? (await readState(opts.stateFile));
   const none = { written: [], removed: [], fileErrors: state.fileErrors, changed: false, state };
   if (latest === 'not-modified')

@@ -190,6 +190,23 @@ export async function assertNoRolloutInProgress(
 }
 
 /**
+ * The generation masters not yet allowed stay on: the current index — unless the current
+ * index is the target of an aborted rollout, whose masters went back to its `previous`:
+ * they stay there (else a new rollout would hand them the generation just aborted).
+ */
+export function previousOf(
+  existing: RolloutRecord | undefined,
+  base: IndexSnapshot | undefined,
+  baseVersionId: string | undefined,
+): RolloutRecord['previous'] {
+  if (!base || !baseVersionId) return null;
+  if (existing?.state === 'aborted' && existing.target.generation === base.index.generation) {
+    return existing.previous;
+  }
+  return { generation: base.index.generation, versionId: baseVersionId };
+}
+
+/**
  * Publishes a prepared layer as a staged rollout: the record naming the new generation is
  * written first (allowed: nobody, or everyone for all-at-once), then the index; agents
  * that read the new index before they are allowed keep the previous one.
@@ -221,8 +238,7 @@ export async function publishStaged(
     layer,
     strategy,
     target: { generation: prepared.next.generation, digest: sha256(serializeIndex(prepared.next)) },
-    previous:
-      base && previousVersion ? { generation: base.index.generation, versionId: previousVersion } : null,
+    previous: previousOf(existing?.record, base, previousVersion),
     order: opts.order,
     allowed: strategy === 'all-at-once' ? [...opts.order] : [],
     promotedAt: strategy === 'all-at-once' ? Object.fromEntries(opts.order.map((n) => [n, now])) : {},
@@ -349,12 +365,29 @@ export class RolloutGate {
     private readonly node: string,
   ) {}
 
+  #refreshed = false;
+
+  /**
+   * True when the record cannot change without a new index: it was read at least once and
+   * there is none, or it is `complete` or `aborted` (a new rollout writes its record, then
+   * the new index: publishStaged; resume and abort act only on `in-progress`/`failed`). An
+   * idle agent then polls the index alone — one request a tick — and re-reads the record
+   * only when the index changed (read after the index, so it is at least as new as the
+   * record written before that index).
+   */
+  get settled(): boolean {
+    return (
+      this.#refreshed && (this.#record === undefined || ['complete', 'aborted'].includes(this.#record.state))
+    );
+  }
+
   /** Re-reads the record if it changed. @returns true when it changed */
   async refresh(signal?: AbortSignal): Promise<boolean> {
     const r = await this.store.readSealed(this.layer, rolloutKey(this.layer), {
       ...(this.#etag ? { ifNoneMatch: this.#etag } : {}),
       ...(signal ? { abortSignal: signal } : {}),
     });
+    this.#refreshed = true;
     if (r === 'not-modified') return false;
     if (!r) {
       const had = this.#record !== undefined;

@@ -195,3 +195,27 @@ test('with A unhealthy, B and C stay at N, the rollout stops naming A; abort ret
   expect(await manifestOf('master-a')).toBe('registry.k8s.io/kube-apiserver:v1.34.2');
   for (const n of NODES) expect((await statuses()).get(n)?.generation).toBe(2);
 }, 60_000);
+
+test('idle after the rollout settled (aborted here): one index poll a tick, the record not re-read until the index changes', async () => {
+  // every agent has seen the aborted record (the test before waited for master-a's return)
+  await new Promise((r) => setTimeout(r, 500));
+  const { requests } = await moto.record(() => new Promise((r) => setTimeout(r, 2000)));
+  const gets = requests.filter((q) => q.method === 'GET');
+  const recordReads = gets.filter((q) => q.url.includes('/rollout/secure'));
+  const indexReads = gets.filter((q) => q.url.includes('/index/secure'));
+  process.stderr.write(
+    `idle 2 s, 3 agents at 0.2 s: ${indexReads.length} index polls, ${recordReads.length} rollout record reads\n`,
+  );
+  expect(indexReads.length).toBeGreaterThanOrEqual(15);
+  expect(recordReads).toHaveLength(0);
+
+  // a new rollout (its record, then its index) is still seen and gated: N+1 reaches nobody
+  // until promoted, then master-a alone
+  healthy.set('master-a', true);
+  const prepared = await env.store.prepare('secure', files('registry.k8s.io/kube-apiserver:v1.34.4'));
+  await publishStaged(env.store, ENV, prepared, { order: NODES });
+  await new Promise((r) => setTimeout(r, 1000));
+  for (const n of NODES) expect(await manifestOf(n)).toBe('registry.k8s.io/kube-apiserver:v1.34.2');
+  await driveRollout(env.store, ENV, 'secure', { timeoutS: 20, pollMs: 100, parse: parseStatus });
+  for (const n of NODES) expect(await manifestOf(n)).toBe('registry.k8s.io/kube-apiserver:v1.34.4');
+}, 60_000);

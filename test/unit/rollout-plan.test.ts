@@ -1,4 +1,10 @@
-import { chooseIndex, nextStep, ROLLOUT_FORMAT, type RolloutRecord } from '../../src/secrets/rollout.js';
+import {
+  chooseIndex,
+  nextStep,
+  previousOf,
+  ROLLOUT_FORMAT,
+  type RolloutRecord,
+} from '../../src/secrets/rollout.js';
 import type { NodeStatus } from '../../src/secrets/status.js';
 
 const record = (over: Partial<RolloutRecord> = {}): RolloutRecord => ({
@@ -106,5 +112,30 @@ test('nextStep: unhealthy past the timeout fails, naming the master and why; hea
   ).toMatchObject({
     kind: 'wait',
     why: 'at generation 7, not 8',
+  });
+});
+
+describe('previousOf: where masters not yet allowed stay during a new rollout', () => {
+  const base = (generation: number) =>
+    ({ index: { generation }, digest: `d${generation}` }) as unknown as Parameters<typeof previousOf>[1];
+  test('the current index, normally', () => {
+    expect(previousOf(record({ state: 'complete' }), base(8), 'v8')).toEqual({
+      generation: 8,
+      versionId: 'v8',
+    });
+    expect(previousOf(undefined, base(8), 'v8')).toEqual({ generation: 8, versionId: 'v8' });
+  });
+  test('after an aborted rollout of the current index: the generation the masters went back to', () => {
+    expect(previousOf(record({ state: 'aborted' }), base(8), 'v8')).toEqual({
+      generation: 7,
+      versionId: 'v7',
+    });
+  });
+  test('an aborted record of an older target does not count; nothing published yet: none', () => {
+    expect(previousOf(record({ state: 'aborted' }), base(9), 'v9')).toEqual({
+      generation: 9,
+      versionId: 'v9',
+    });
+    expect(previousOf(undefined, undefined, undefined)).toBeNull();
   });
 });
