@@ -102,12 +102,9 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     const { assertNotDowngrade } = await import('../state/store.js');
     const { toolkitVersion } = await import('../version.js');
     const stateStore = await environmentState(ctx.aws, cfg.name, ctx.names);
-    assertNotDowngrade(
-      (await stateStore.read()).state,
-      toolkitVersion(),
-      Boolean(o.allowDowngrade),
-      stateStore.where,
-    );
+    const snapState = (await stateStore.read()).state;
+    assertNotDowngrade(snapState, toolkitVersion(), Boolean(o.allowDowngrade), stateStore.where);
+    if (!o.plan) (await import('../upgrade/phases.js')).assertNoUpgradeInProgress(snapState.upgrade);
     cs = await step('plan: bootstrap, PKI, layers, agent, terraform, policy', () =>
       planRun(ctx, { skipTerraform: Boolean(o.skipTerraform) }),
     );

@@ -18,6 +18,9 @@ import { ValidationError } from '../errors.js';
  *   generations     per secrets layer: the index generation last published
  *   lastValidation, lastRollout, lastBackup
  *   operation       the journal of the operation in progress (a roll), or null
+ *   upgrade         the journal of the last `upgrade --to` (src/upgrade/phases.ts): target,
+ *                   phases done in order, the phase started, the desired version of each
+ *                   component; absent in documents written before it existed
  */
 
 export const STATE_FORMAT = 'kube-platform/cluster-state/v1';
@@ -106,6 +109,22 @@ const operation = z.object({
   interruptedAt: isoTime.nullable(),
 });
 
+const upgradeRecord = z.object({
+  target: z.object({ kubernetes: z.string(), etcd: z.string() }),
+  /** what the environment file rendered when the upgrade began */
+  from: z.object({ kubernetes: z.string(), etcd: z.string() }),
+  /** phases done, in the order they finished (names of src/upgrade/phases.ts PHASES) */
+  done: z.array(z.string()),
+  /** the phase started and not finished, or null */
+  started: z.string().nullable(),
+  /** component → the version the rendered manifests (or launch templates) give it now */
+  desired: z.record(z.string(), z.string()),
+  /** every phase start and end, in order */
+  events: z.array(z.object({ phase: z.string(), event: z.enum(['started', 'done']), at: isoTime })),
+  startedAt: isoTime,
+  updatedAt: isoTime,
+});
+
 export const clusterStateSchema = z
   .object({
     format: z.literal(STATE_FORMAT),
@@ -121,6 +140,7 @@ export const clusterStateSchema = z
     lastRollout: rolloutRecord.nullable(),
     lastBackup: backupRecord.nullable(),
     operation: operation.nullable(),
+    upgrade: upgradeRecord.nullable().optional(),
   })
   .strict();
 
@@ -131,6 +151,7 @@ export type CertificateRecord = z.infer<typeof certificate>;
 export type EtcdMemberRecord = z.infer<typeof etcdMember>;
 export type ValidationRecord = z.infer<typeof validationRecord>;
 export type RolloutRecord = z.infer<typeof rolloutRecord>;
+export type UpgradeRecord = z.infer<typeof upgradeRecord>;
 
 /** The document before the first write (revision 0 is never stored). */
 export function emptyState(environment: string, toolkitVersion: string): ClusterState {

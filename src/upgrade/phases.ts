@@ -96,6 +96,23 @@ export class PreflightError extends UserError {
 }
 
 /**
+ * Refuses a `run` while an upgrade is unfinished: the environment file still names the
+ * versions the upgrade started from, and rendering them would move the components already
+ * upgraded back (src/upgrade/stage.ts). Pure.
+ * @param upgrade the cluster state's `upgrade` record (undefined/null: none)
+ * @throws ConflictError (exit 3) naming the target and the phases done
+ */
+export function assertNoUpgradeInProgress(
+  upgrade: { target: UpgradeTarget; done: string[]; started: string | null } | null | undefined,
+): void {
+  if (!upgrade || upgrade.done.length >= PHASES.length) return;
+  throw new ConflictError(
+    `an upgrade to ${upgrade.target.kubernetes} is in progress (done: ${upgrade.done.join(', ') || 'nothing'}${upgrade.started ? `; stopped in ${upgrade.started}` : ''}): run would render the versions it started from`,
+    { hint: `finish it first: upgrade --to ${upgrade.target.kubernetes} resumes where it stopped` },
+  );
+}
+
+/**
  * The phases still to run for `target`, given the journal. Pure.
  * @throws ConflictError when the journal holds an unfinished upgrade to another target
  */

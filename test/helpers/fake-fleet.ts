@@ -36,6 +36,8 @@ export interface FakeFleet {
   stop(): Promise<void>;
   /** Node name for an instance */
   nodeName(i: Pick<InstanceRow, 'privateIp'>): string;
+  /** the kubelet version Nodes registering from now on report (what their launch template installs) */
+  setKubeletVersion(v: string): void;
 }
 
 export function nodeNameFor(ip: string | null): string {
@@ -50,9 +52,16 @@ export function startFakeFleet(o: {
   intervalMs?: number;
   joinDelayMs?: number;
   kubernetesVersion?: string;
+  /** false: the masters run real agents (runAgent) that write their own status records @default true */
+  masterStatus?: boolean;
+  /**
+   * the image a master's control-plane mirror pod runs now, e.g. read from the manifests its
+   * agent applied (undefined: keep the pod's image); refreshed every tick
+   */
+  imageOf?: (instanceId: string, component: string) => Promise<string | undefined>;
 }): FakeFleet {
   const firstSeen = new Map<string, number>();
-  const version = o.kubernetesVersion ?? 'v1.34.1';
+  let version = o.kubernetesVersion ?? 'v1.34.1';
   const etcdDown = new Set<string>();
   let stopped = false;
   let running: Promise<void> = Promise.resolve();
@@ -96,8 +105,17 @@ export function startFakeFleet(o: {
         }
       }
     }
+    if (o.imageOf) {
+      for (const m of masters) {
+        const name = nodeNameFor(m.privateIp);
+        for (const p of o.kube.pods.filter((x) => x.nodeName === name && x.mirror)) {
+          const image = await o.imageOf(m.instanceId, p.labels?.component ?? '');
+          if (image) p.image = image;
+        }
+      }
+    }
     const now = new Date().toISOString();
-    for (const m of masters) {
+    for (const m of o.masterStatus === false ? [] : masters) {
       if (Date.now() - (firstSeen.get(m.instanceId) ?? 0) < (o.joinDelayMs ?? 0)) continue;
       const down = etcdDown.has(m.instanceId);
       const health: LocalHealth = {
@@ -144,6 +162,9 @@ export function startFakeFleet(o: {
     etcdDown,
     tick,
     nodeName: (i) => nodeNameFor(i.privateIp),
+    setKubeletVersion: (v) => {
+      version = v;
+    },
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
