@@ -290,6 +290,20 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
       [await renderAt(stage), ...(isChanging(started) ? [await renderAt(started)] : [])],
       env,
     );
+    // the rest of the working copy's secure layer (PKI, kubeconfigs) must be the bucket's:
+    // a phase publishes the whole directory and must carry nothing but its manifests
+    const { readLayerDir } = await import('../secrets/local.js');
+    const { planPublish } = await import('../secrets/index-format.js');
+    const rendered = await renderAt(stage);
+    const local = planPublish(await readLayerDir(secretsDir(env), 'secure'), current?.index);
+    const stray = [...local.added, ...local.changed, ...local.modeChanged, ...local.removed].filter(
+      (p) => !rendered.has(p),
+    );
+    if (stray.length)
+      throw new ConflictError(
+        `${displayPath(path.join(secretsDir(env), 'secure'))} differs from the bucket's generation ${current?.index.generation}: ${stray.slice(0, 5).join(', ')}${stray.length > 5 ? ` (+${stray.length - 5})` : ''}`,
+        { hint: `fetch-secrets -e ${env} (or publish it with run -e ${env}) first` },
+      );
     const rows: PlanRow[] = [];
     let prev: Phase | null = null;
     const changes = new Map<ChangingPhase, FileChange[]>();
@@ -583,9 +597,18 @@ async function publishPhase(ctx: EnvContext, w: Wiring, phase: ChangingPhase): P
   );
   const base = await w.store.readIndex('secure');
   const snap = base && base !== 'not-modified' ? base : undefined;
-  const prepared = await w.store.prepare('secure', await readLayerDir(secrets, 'secure'), {
-    base: snap ?? null,
-  });
+  const files = await readLayerDir(secrets, 'secure');
+  const { planPublish } = await import('../secrets/index-format.js');
+  const p = planPublish(files, snap?.index);
+  const extra = [...p.added, ...p.changed, ...p.modeChanged, ...p.removed].filter(
+    (f) => !PHASE_FILES[phase].includes(f),
+  );
+  if (extra.length)
+    throw new ConflictError(
+      `upgrade ${phase}: the secure layer would also change ${extra.join(', ')}; nothing was published`,
+      { hint: `fetch-secrets -e ${env}, then run upgrade again: it resumes at ${phase}` },
+    );
+  const prepared = await w.store.prepare('secure', files, { base: snap ?? null });
   if (prepared.next) {
     const masters = await runningMasters(ctx);
     if (!masters.length) throw new PlatformError(`${env}: no running master to roll ${phase} out to`);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UpdateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
@@ -279,6 +279,19 @@ test('an illegal target is refused with its rule before any write; so is a run w
   for (const p of PHASES) expect(noTty.result.stdout).toContain(p);
   expect(noTty.result.stdout).toContain(`kube-apiserver:${FROM} → registry.k8s.io/kube-apiserver:${TO}`);
   expect(toolkitWrites(noTty.requests)).toEqual([]);
+
+  const plan = await moto.record(() => cli(upgradeArgs('--plan'), vars));
+  expect([plan.result.code, plan.result.code ? plan.result.stderr : '']).toEqual([0, '']);
+  expect(plan.result.stderr).toContain('plan only: nothing was written');
+  expect(toolkitWrites(plan.requests)).toEqual([]);
+
+  // a working copy whose secure layer holds something the bucket does not: refused (exit 3)
+  const stray = path.join(ws.dir, 'secrets', ENV, 'secure', 'stray.txt');
+  await writeFile(stray, 'not published\n', { mode: 0o600 });
+  const strayRun = await cli(upgradeArgs('--plan'), vars);
+  await rm(stray);
+  expect(strayRun.code).toBe(3);
+  expect(strayRun.stderr).toMatch(/secure differs from the bucket's generation 1: stray\.txt/);
 
   expect(kube.requests.filter((r) => r.method !== 'GET').length).toBe(kubeWritesBefore);
   expect(await readFile(path.join(ws.dir, 'environments', `${ENV}.env`), 'utf8')).toBe(envBefore);
