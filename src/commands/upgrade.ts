@@ -263,8 +263,10 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
       `${resuming ? 'resuming the upgrade of' : 'upgrade'} ${env}: Kubernetes ${from.kubernetes} → ${target.kubernetes}, etcd ${from.etcd} → ${target.etcd} (through ${kube.server})`,
     );
     const findings = await clusterPreflight(kube, target, kubectlJson);
-    if (o.json) context.stdout.write(`${JSON.stringify({ preflight: findings }, null, 2)}\n`);
-    else if (findings.length)
+    const refusedEarly = findings.some((f) => f.severity === 'refuse');
+    // --json: one document on stdout — the findings alone when refused, else with the phases
+    if (o.json && refusedEarly) context.stdout.write(`${JSON.stringify({ preflight: findings }, null, 2)}\n`);
+    else if (!o.json && findings.length)
       context.stdout.write(
         `${await renderTable(
           ['Rule', 'Severity', 'Finding', 'Source'],
@@ -328,7 +330,10 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
         change,
       });
     }
-    if (o.json) context.stdout.write(`${JSON.stringify({ from, target, phases: rows }, null, 2)}\n`);
+    if (o.json)
+      context.stdout.write(
+        `${JSON.stringify({ preflight: findings, from, target, phases: rows }, null, 2)}\n`,
+      );
     else
       context.stdout.write(
         `${await renderTable(

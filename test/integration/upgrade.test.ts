@@ -280,9 +280,11 @@ test('an illegal target is refused with its rule before any write; so is a run w
   expect(noTty.result.stdout).toContain(`kube-apiserver:${FROM} → registry.k8s.io/kube-apiserver:${TO}`);
   expect(toolkitWrites(noTty.requests)).toEqual([]);
 
-  const plan = await moto.record(() => cli(upgradeArgs('--plan'), vars));
+  const plan = await moto.record(() => cli(upgradeArgs('--plan', '--json'), vars));
   expect([plan.result.code, plan.result.code ? plan.result.stderr : '']).toEqual([0, '']);
   expect(plan.result.stderr).toContain('plan only: nothing was written');
+  const planJson = JSON.parse(plan.result.stdout) as { phases: { phase: string; state: string }[] };
+  expect(planJson.phases.map((r) => [r.phase, r.state])).toEqual(PHASES.map((p) => [p, 'to run']));
   expect(toolkitWrites(plan.requests)).toEqual([]);
 
   // a working copy whose secure layer holds something the bucket does not: refused (exit 3)
