@@ -15,6 +15,7 @@ import type { UpgradeRecord } from '../state/schema.js';
 import type { ClusterStateStore } from '../state/store.js';
 import { renderTable } from '../table.js';
 import {
+  heldByOther,
   PHASES,
   type Phase,
   PreflightError,
@@ -22,6 +23,7 @@ import {
   runUpgrade,
   type UpgradeDeps,
   type UpgradeJournal,
+  type UpgradeOwner,
 } from '../upgrade/phases.js';
 import { type Finding, preflight, type UpgradeTarget } from '../upgrade/skew.js';
 import {
@@ -89,6 +91,16 @@ export async function clusterPreflight(
     versionsFrom(nodes, pods, kubectlJson ? kubectlVersionFrom(kubectlJson) : undefined),
     target,
   );
+}
+
+/** Whether process `pid` runs on this host (signal 0; EPERM: it runs as someone else). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function seconds(
@@ -371,7 +383,17 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
     }
 
     // ---- the phases ----
+    const owner: UpgradeOwner = { arn: ctx.identity.arn, host: os.hostname(), pid: process.pid };
+    const held = heldByOther(snap.state.upgrade, owner, new Date(), isAlive);
+    if (held)
+      throw new ConflictError(
+        `the upgrade of ${env} to ${record?.target.kubernetes} is running elsewhere: ${held}`,
+        {
+          hint: 'wait for it; if its holder is gone, a rerun resumes it once the heartbeat is older than 300 s',
+        },
+      );
     const deps = upgradeDeps(ctx, o, {
+      owner,
       store,
       stateStore,
       kube,
@@ -387,7 +409,20 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
         pollS,
       },
     });
-    const r = await runUpgrade(deps, target);
+    // the heartbeat: a long phase (a rollout, roll compute) keeps the upgrade held
+    const hb = setInterval(() => {
+      void stateStore
+        .update(
+          (s) =>
+            s.upgrade && s.upgrade.owner?.pid === owner.pid && s.upgrade.owner.host === owner.host
+              ? { ...s, upgrade: { ...s.upgrade, heartbeatAt: new Date().toISOString() } }
+              : undefined,
+          { allowDowngrade: Boolean(o.allowDowngrade), retries: 3 },
+        )
+        .catch(() => {});
+    }, 60_000);
+    hb.unref();
+    const r = await runUpgrade(deps, target).finally(() => clearInterval(hb));
     log.step(
       `${env} runs Kubernetes ${target.kubernetes} and etcd ${target.etcd}: ${r.ran.length} phase(s) run${r.resumed ? ` (resumed; ${r.skipped.length} done before)` : ''}`,
     );
@@ -401,6 +436,7 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
 }
 
 interface Wiring {
+  owner: UpgradeOwner;
   store: SecretStore;
   stateStore: ClusterStateStore;
   kube: KubeApi;
@@ -457,6 +493,8 @@ function upgradeDeps(ctx: EnvContext, o: UpgradeOptions, w: Wiring): UpgradeDeps
     saveJournal: async (j) => {
       await w.stateStore.update(
         (s) => {
+          const held = heldByOther(s.upgrade, w.owner, new Date(), isAlive);
+          if (held) throw new ConflictError(`the upgrade of ${env} was taken over: ${held}; stopping`);
           if (!j) return { ...s, upgrade: null };
           const now = new Date().toISOString();
           const prev =
@@ -484,6 +522,8 @@ function upgradeDeps(ctx: EnvContext, o: UpgradeOptions, w: Wiring): UpgradeDeps
             events,
             startedAt: prev?.startedAt ?? now,
             updatedAt: now,
+            owner: w.owner,
+            heartbeatAt: now,
           };
           const complete = j.done.length === PHASES.length;
           return {
@@ -506,7 +546,9 @@ function upgradeDeps(ctx: EnvContext, o: UpgradeOptions, w: Wiring): UpgradeDeps
               : {}),
           };
         },
-        { allowDowngrade },
+        // a lost race with this upgrade's own heartbeat (or a validate record) is re-applied on
+        // the new revision; another holder is refused inside the mutation above
+        { allowDowngrade, retries: 3 },
       );
     },
     snapshot: async () => {

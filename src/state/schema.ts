@@ -123,6 +123,10 @@ const upgradeRecord = z.object({
   events: z.array(z.object({ phase: z.string(), event: z.enum(['started', 'done']), at: isoTime })),
   startedAt: isoTime,
   updatedAt: isoTime,
+  /** who runs it (as a roll's operation): a rerun elsewhere is refused while the holder lives */
+  owner: z.object({ arn: z.string(), host: z.string(), pid: z.number().int() }).optional(),
+  /** refreshed while it runs; older than the lease (300 s) lets another operator resume it */
+  heartbeatAt: isoTime.optional(),
 });
 
 export const clusterStateSchema = z

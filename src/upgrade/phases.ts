@@ -112,6 +112,35 @@ export function assertNoUpgradeInProgress(
   );
 }
 
+/** Who runs an upgrade: the AWS identity, the host and the process. */
+export interface UpgradeOwner {
+  arn: string;
+  host: string;
+  pid: number;
+}
+
+/**
+ * Whether another process holds the unfinished upgrade `record`, as a roll's operation is
+ * held (src/state/journal.ts holderGone): a holder on this host whose process is gone, or
+ * whose heartbeat is older than `leaseS`, has let go. Pure.
+ * @returns why it is held (to name in the refusal), or undefined when `me` may run it
+ */
+export function heldByOther(
+  record: { done: string[]; owner?: UpgradeOwner; heartbeatAt?: string } | null | undefined,
+  me: UpgradeOwner,
+  now: Date,
+  isAlive: (pid: number) => boolean,
+  leaseS = 300,
+): string | undefined {
+  if (!record?.owner || record.done.length >= PHASES.length) return undefined;
+  const o = record.owner;
+  if (o.host === me.host && o.pid === me.pid) return undefined;
+  if (o.host === me.host && !isAlive(o.pid)) return undefined;
+  const age = record.heartbeatAt ? (now.getTime() - Date.parse(record.heartbeatAt)) / 1000 : Infinity;
+  if (age > leaseS) return undefined;
+  return `held by ${o.arn} on ${o.host} (pid ${o.pid}), last heartbeat ${Math.round(age)} s ago`;
+}
+
 /**
  * The phases still to run for `target`, given the journal. Pure.
  * @throws ConflictError when the journal holds an unfinished upgrade to another target

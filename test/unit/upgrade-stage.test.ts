@@ -4,7 +4,7 @@ import { parseEnvironment } from '../../src/config/load.js';
 import { ConflictError } from '../../src/errors.js';
 import { manifestValues, renderTree } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
-import { assertNoUpgradeInProgress, PHASES, type Phase } from '../../src/upgrade/phases.js';
+import { assertNoUpgradeInProgress, heldByOther, PHASES, type Phase } from '../../src/upgrade/phases.js';
 import { PHASE_FILES, setEnvKeys, stagedValues, versionsAfter } from '../../src/upgrade/stage.js';
 
 /**
@@ -101,4 +101,27 @@ test('run is refused while an upgrade is unfinished, not before one or after it 
   expect(() =>
     assertNoUpgradeInProgress({ target: to, done: ['preflight', 'snapshot'], started: 'etcd' }),
   ).toThrow(/an upgrade to v1.35.0 is in progress \(done: preflight, snapshot; stopped in etcd\)/);
+});
+
+test('an unfinished upgrade is held by a live process elsewhere; a dead one on this host or a stale heartbeat lets go', () => {
+  const me = { arn: 'arn:aws:iam::1:user/a', host: 'h1', pid: 100 };
+  const now = new Date('2026-12-02T12:00:00Z');
+  const rec = (owner: typeof me, ageS: number, done: string[] = ['preflight']) => ({
+    done,
+    owner,
+    heartbeatAt: new Date(now.getTime() - ageS * 1000).toISOString(),
+  });
+  const alive = () => true;
+  const dead = () => false;
+  expect(heldByOther(null, me, now, alive)).toBeUndefined();
+  expect(heldByOther(rec(me, 10), me, now, alive)).toBeUndefined();
+  const other = { arn: 'arn:aws:iam::1:user/b', host: 'h2', pid: 7 };
+  expect(heldByOther(rec(other, 10), me, now, alive)).toBe(
+    'held by arn:aws:iam::1:user/b on h2 (pid 7), last heartbeat 10 s ago',
+  );
+  expect(heldByOther(rec(other, 301), me, now, alive)).toBeUndefined();
+  expect(heldByOther(rec(other, 10, [...PHASES]), me, now, alive)).toBeUndefined();
+  const sameHost = { ...me, pid: 55 };
+  expect(heldByOther(rec(sameHost, 10), me, now, alive)).toMatch(/pid 55/);
+  expect(heldByOther(rec(sameHost, 10), me, now, dead)).toBeUndefined();
 });
