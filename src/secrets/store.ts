@@ -78,6 +78,9 @@ export interface IndexVersion {
   deleteMarker?: boolean;
 }
 
+/** Requests in flight per publish or fetch of a layer when the caller names no other number. */
+export const DEFAULT_CONCURRENCY = 16;
+
 export interface SecretStoreDeps {
   s3: S3Client;
   keyring: Keyring;
@@ -85,7 +88,7 @@ export interface SecretStoreDeps {
   environment: string;
   /** KMS key id/ARN/alias for SSE-KMS on top of the envelope */
   kmsKeyId: string;
-  /** parallel requests per publish/fetch; default 16 */
+  /** parallel requests per publish/fetch; default {@link DEFAULT_CONCURRENCY} */
   concurrency?: number;
 }
 
@@ -225,7 +228,7 @@ export class SecretStore {
     const { default: pLimit } = await import('p-limit');
     const key = await this.deps.keyring.forLayer(layer, current?.encryptedKey);
     const byPath = new Map(files.map((f) => [f.path, f]));
-    const limit = pLimit(this.deps.concurrency ?? 16);
+    const limit = pLimit(this.deps.concurrency ?? DEFAULT_CONCURRENCY);
     const entries: Record<string, IndexEntry> = { ...(current?.index.files ?? {}) };
     for (const p of plan.removed) delete entries[p];
     for (const p of plan.modeChanged) entries[p] = { ...entries[p]!, mode: byPath.get(p)!.mode };
@@ -440,7 +443,7 @@ export class SecretStore {
     only?: (path: string) => boolean,
   ): Promise<Map<string, Buffer>> {
     const { default: pLimit } = await import('p-limit');
-    const limit = pLimit(this.deps.concurrency ?? 16);
+    const limit = pLimit(this.deps.concurrency ?? DEFAULT_CONCURRENCY);
     const out = new Map<string, Buffer>();
     await Promise.all(
       Object.entries(index.files)
@@ -504,7 +507,7 @@ export class SecretStore {
     )) {
       for (const o of page.Contents ?? []) if (o.Key && o.Key.length > prefix.length) keys.push(o.Key);
     }
-    const limit = pLimit(this.deps.concurrency ?? 16);
+    const limit = pLimit(this.deps.concurrency ?? DEFAULT_CONCURRENCY);
     return Promise.all(
       keys.sort().map((key) =>
         limit(async () => {
