@@ -13,6 +13,7 @@ import { setLogSink } from '../../src/log.js';
 import { manifestValues } from '../../src/manifests/index.js';
 import { terraformDir, toolkitRoot } from '../../src/paths.js';
 import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 import {
   allowedDeprecated,
   checkCommandLine,
@@ -310,7 +311,7 @@ describe('nodes for the cluster add-ons (kube-proxy, CoreDNS, flannel)', () => {
     new Map((parseYaml(userData[role]) as CloudConfig).write_files.map((f) => [f.path, f.content]));
 
   test("every kubelet's clusterDNS and clusterDomain are the kube-dns Service IP and the Corefile's domain", () => {
-    const values = manifestValues(cfg);
+    const values = manifestValues(cfg, FIXTURE_PKI);
     for (const role of ['masters', 'workers'] as const) {
       const kubelet = parseYaml(roleFiles(role).get('/var/lib/kubelet/config.yaml')!) as Record<
         string,

@@ -9,6 +9,7 @@ import { exec } from '../../src/exec/index.js';
 import { setLogSink } from '../../src/log.js';
 import { manifestValues, renderTree } from '../../src/manifests/index.js';
 import { manifestsTemplateDir, toolkitRoot } from '../../src/paths.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 import { type ApplyDouble, KINDS, startApplyDouble } from '../helpers/kube-apply-double.js';
 import { renderUserData } from '../helpers/user-data.js';
 
@@ -87,7 +88,7 @@ beforeAll(async () => {
     await readFile(path.join(root, 'environments', 'play.env'), 'utf8'),
     'environments/play.env',
   );
-  for (const f of await renderTree(manifestsTemplateDir(), manifestValues(cfg))) {
+  for (const f of await renderTree(manifestsTemplateDir(), manifestValues(cfg, FIXTURE_PKI))) {
     if (!f.path.startsWith('secure/addons/')) continue;
     const rel = f.path.slice('secure/addons/'.length);
     await mkdir(path.dirname(path.join(addons, rel)), { recursive: true });

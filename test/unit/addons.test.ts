@@ -14,6 +14,7 @@ import {
 } from '../../src/manifests/index.js';
 import { manifestsTemplateDir, terraformDir, toolkitRoot } from '../../src/paths.js';
 import { BOOTSTRAP_GROUPS } from '../../src/secrets/pki/token.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 
 /**
  * The cluster add-ons (platform/manifests/secure/addons/) rendered for the playground
@@ -106,7 +107,7 @@ function objectOf(f: RenderedFile): K8sObject {
 /** Parses an environment file's text and renders the add-ons of the whole template tree. */
 async function render(name: string, text: string, file: string): Promise<Rendered> {
   const cfg = parseEnvironment(name, text, file);
-  const values = manifestValues(cfg);
+  const values = manifestValues(cfg, FIXTURE_PKI);
   const files = (await renderTree(manifestsTemplateDir(), values)).filter((f) =>
     f.path.startsWith('secure/addons/'),
   );

@@ -15,6 +15,7 @@ import {
   planView,
   RULES,
 } from '../../src/policy/index.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 
 /**
  * Fixture cases: test/fixtures/policy/<rule id>/{fail,pass}/ — every rule has both, and a
@@ -73,7 +74,7 @@ function envText(overrides: Record<string, string> = {}): string {
 async function loadCase(dir: string): Promise<{ c: CaseFile; input: PolicyInput }> {
   const c = JSON.parse(await readFile(path.join(dir, 'case.json'), 'utf8')) as CaseFile;
   const env = parseEnvironment('example-prod', envText(c.env), 'environments/example-prod.env');
-  const rendered = await renderTree(manifestsTemplateDir(), manifestValues(env));
+  const rendered = await renderTree(manifestsTemplateDir(), manifestValues(env, FIXTURE_PKI));
   const byPath = new Map<string, PolicyFile>(rendered.map((f) => [f.path, f]));
   for (const rel of await listTree(path.join(dir, 'files'))) {
     byPath.set(rel, {
