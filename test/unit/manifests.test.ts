@@ -320,6 +320,37 @@ describe('platform/manifests for play.env', () => {
 });
 
 describe('manifestValues', () => {
+  test('the Kubernetes CA becomes the caBundle (base64 of its PEM); anything but one CA certificate is refused', async () => {
+    const cfg = await playConfig();
+    expect(Buffer.from(manifestValues(cfg, FIXTURE_PKI).kubernetesCaBundle, 'base64').toString('utf8')).toBe(
+      FIXTURE_PKI.kubernetesCaPem,
+    );
+    const leaf = await readFile(
+      path.join(toolkitRoot(), 'test', 'fixtures', 'pki', 'metrics-server-leaf.crt'),
+      'utf8',
+    );
+    const keyHeader = `${'-'.repeat(5)}BEGIN PRIVATE KEY${'-'.repeat(5)}\nAAAA\n`;
+    for (const [pem, message] of [
+      ['', /found 0 PEM block/],
+      [keyHeader, /found 1 PEM block\(s\) \(-----BEGIN PRIVATE KEY-----\)/],
+      [`${FIXTURE_PKI.kubernetesCaPem}${FIXTURE_PKI.kubernetesCaPem}`, /found 2 PEM block/],
+      ['-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n', /not a readable X.509/],
+      [leaf, /not a CA certificate/],
+    ] as const) {
+      const err = (() => {
+        try {
+          manifestValues(cfg, { kubernetesCaPem: pem });
+          return undefined;
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).not.toContain('AAAA');
+    }
+  });
+
   test('derives names, addresses and images from the environment and its topology', async () => {
     const cfg = await playConfig();
     const v = manifestValues(cfg, FIXTURE_PKI);
