@@ -102,7 +102,10 @@ describe("masters' user data", () => {
     const script = files.get(SCRIPT)!.content;
     expect(script).toContain('k=/etc/kubernetes\n');
     expect(script).toContain('--kubeconfig=$k/addons.conf');
-    expect(script).toContain('-R -f $k/addons/\n');
+    expect(script).toContain('-R -f $k/addons/ "${extra[@]}" <<<"$secret"\n');
+    // metrics-server's serving certificate and key come from the synced PKI, never a rendered file
+    expect(script).toContain('ms_crt=$k/pki/metrics-server.crt\n');
+    expect(script).toContain('ms_key=$k/pki/metrics-server.key\n');
     expect(script).not.toMatch(/insecure|curl -k|\$\$\{/);
   });
 
