@@ -123,8 +123,6 @@ export interface PlanOptions {
 export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<ChangeSet> {
   const { cfg, names } = ctx;
   const secrets = secretsDir(cfg.name);
-  const { renderTree, manifestValues } = await import('../manifests/index.js');
-  const rendered = await renderTree(manifestsTemplateDir(), manifestValues(cfg));
   const bootstrapState = await inspectBootstrap(ctx.aws, names);
   const bootstrap = planBootstrap(bootstrapState, names);
   const kmsKeyArn = bootstrapState.key?.arn ?? placeholderKeyArn(cfg.region, ctx.identity.account);
@@ -141,7 +139,7 @@ export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<Cha
   // cluster); one with files but behind the bucket is a conflict
   const restored = store ? await restoreForPlan(store, secrets, cfg.name, bases, seen) : undefined;
   try {
-    return await planFrom(ctx, o, { rendered, bootstrapState, bootstrap, kmsKeyArn, store, bases, restored });
+    return await planFrom(ctx, o, { bootstrapState, bootstrap, kmsKeyArn, store, bases, restored });
   } catch (e) {
     await disposeRestore(restored);
     throw e;
@@ -152,7 +150,6 @@ async function planFrom(
   ctx: EnvContext,
   o: PlanOptions,
   p: {
-    rendered: RenderedFile[];
     bootstrapState: BootstrapState;
     bootstrap: string[];
     kmsKeyArn: string;
@@ -162,10 +159,16 @@ async function planFrom(
   },
 ): Promise<ChangeSet> {
   const { cfg, names } = ctx;
-  const { rendered, bootstrapState, bootstrap, kmsKeyArn, store, bases, restored } = p;
+  const { bootstrapState, bootstrap, kmsKeyArn, store, bases, restored } = p;
   const root = restored?.root ?? secretsDir(cfg.name);
   const { planPki, pkiPlanFor } = await import('../secrets/pki/index.js');
   const pki = await planPki(root, pkiPlanFor(cfg));
+  // rendered after the PKI: the manifests embed its Kubernetes CA (metrics-server's APIService caBundle)
+  const { renderTree, manifestValues } = await import('../manifests/index.js');
+  const rendered = await renderTree(
+    manifestsTemplateDir(),
+    manifestValues(cfg, { kubernetesCaPem: pki.caCertificates.kubernetes }),
+  );
   const desired = await desiredLayerFiles(root, pki, rendered);
   const stateBucket = bootstrapState.buckets.find((b) => b.role === 'state')!;
   const layers: LayerChange[] = [];
@@ -246,6 +249,7 @@ async function planFrom(
       ...(planJson !== undefined ? { plan: planJson } : {}),
       account: ctx.identity.account,
       ...(bootstrapState.key ? { kmsKeyArn } : {}),
+      manifests: rendered,
     }),
     { waivers: cfg.waivers },
   );

@@ -5,8 +5,8 @@ import { bootstrapNames } from '../config/topology.js';
 import type { CommandContext, ResultSink } from '../context/command.js';
 import { PolicyError, UserError } from '../errors.js';
 import { log } from '../log.js';
-import { displayPath, manifestsTemplateDir } from '../paths.js';
-import type { PolicyInput, PolicyReport } from '../policy/index.js';
+import { displayPath, manifestsTemplateDir, secretsDir } from '../paths.js';
+import type { PolicyFile, PolicyInput, PolicyReport } from '../policy/index.js';
 
 /** Options of `policy` (README "policy"). */
 export interface PolicyOptions {
@@ -27,15 +27,18 @@ export interface PolicyOptions {
  * @param plan the parsed `terraform show -json` output, if any
  * @param account the AWS account (for the bucket names) @default AWS_ACCOUNT_ID or "<account>"
  * @param kmsKeyArn the environment key's ARN, when it exists
- * @throws UserError when the plan JSON is not a plan, or a template fails to render
+ * @param manifests the rendered files to evaluate (run's change set passes the ones it would
+ *   publish) @default rendered here, with the Kubernetes CA of the working copy's PKI as it is
+ *   or as the PKI step would make it (planPki: in memory, nothing written)
+ * @throws UserError when the plan JSON is not a plan, or a template fails to render;
+ *   IntegrityError (4) from planPki when the working copy's PKI is inconsistent
  */
 export async function policyInputFor(
   cfg: EnvConfig,
-  opts: { plan?: unknown; account?: string; kmsKeyArn?: string } = {},
+  opts: { plan?: unknown; account?: string; kmsKeyArn?: string; manifests?: PolicyFile[] } = {},
 ): Promise<PolicyInput> {
-  const { renderTree, manifestValues } = await import('../manifests/index.js');
   const { planView, nodeFilesOf } = await import('../policy/index.js');
-  const manifests = await renderTree(manifestsTemplateDir(), manifestValues(cfg));
+  const manifests = opts.manifests ?? (await renderForPolicy(cfg));
   const names = bootstrapNames(cfg, opts.account ?? cfg.awsAccountId ?? '<account>');
   const input: PolicyInput = {
     env: cfg,
@@ -48,6 +51,17 @@ export async function policyInputFor(
     input.nodes = nodeFilesOf(plan);
   }
   return input;
+}
+
+/** The environment's manifests rendered in memory, with its PKI's Kubernetes CA (see policyInputFor). */
+async function renderForPolicy(cfg: EnvConfig): Promise<PolicyFile[]> {
+  const { renderTree, manifestValues } = await import('../manifests/index.js');
+  const { planPki, pkiPlanFor } = await import('../secrets/pki/index.js');
+  const pki = await planPki(secretsDir(cfg.name), pkiPlanFor(cfg));
+  return renderTree(
+    manifestsTemplateDir(),
+    manifestValues(cfg, { kubernetesCaPem: pki.caCertificates.kubernetes }),
+  );
 }
 
 /**

@@ -136,12 +136,24 @@ interface FileChange {
 }
 
 /**
- * Renders the secure layer with the component versions of `versions` (src/upgrade/stage.ts).
+ * Renders the secure layer with the component versions of `versions` (src/upgrade/stage.ts),
+ * with the Kubernetes CA of the working copy (the metrics-server APIService's caBundle).
  * @returns layer-relative path → content
+ * @throws UserError when the working copy has no secure/pki/ca.crt (fetch-secrets first)
  */
 async function renderSecure(ctx: EnvContext, versions: ComponentVersions): Promise<Map<string, string>> {
   const { manifestValues, renderTree } = await import('../manifests/index.js');
-  const files = await renderTree(manifestsTemplateDir(), stagedValues(manifestValues(ctx.cfg), versions));
+  const { CAS } = await import('../secrets/pki/index.js');
+  const caFile = path.join(secretsDir(ctx.cfg.name), ...CAS.kubernetes.cert.split('/'));
+  const kubernetesCaPem = await readFile(caFile, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new UserError(`${displayPath(caFile)}: ${e.code === 'ENOENT' ? 'missing' : e.message}`, {
+      hint: `fetch-secrets -e ${ctx.cfg.name} first`,
+    });
+  });
+  const files = await renderTree(
+    manifestsTemplateDir(),
+    stagedValues(manifestValues(ctx.cfg, { kubernetesCaPem }), versions),
+  );
   return new Map(
     files.filter((f) => f.path.startsWith('secure/')).map((f) => [f.path.slice('secure/'.length), f.content]),
   );

@@ -19,6 +19,7 @@ export {
   type ControlPlanePorts,
   IMAGE_REGISTRY,
   type ManifestEtcdMember,
+  type ManifestPki,
   type ManifestValues,
   manifestValues,
 } from './values.js';

@@ -1,7 +1,8 @@
+import { X509Certificate } from 'node:crypto';
 import { parseCidr } from '../config/cidr.js';
 import type { EnvConfig } from '../config/load.js';
 import { clusterDnsIp, etcdMembers, kubernetesServiceIp } from '../config/topology.js';
-import { ValidationError } from '../errors.js';
+import { UserError, ValidationError } from '../errors.js';
 
 /**
  * The values the control-plane templates in platform/manifests see: everything a template
@@ -61,6 +62,19 @@ export interface ManifestEtcdMember {
   peerUrl: string;
 }
 
+/**
+ * What the templates need of the environment's PKI (src/secrets/pki): public certificates
+ * only, never a key. Keys reach the cluster by other ways (manifest-sync into
+ * /etc/kubernetes/pki on the masters; kp-addons makes metrics-server's Secret from there).
+ */
+export interface ManifestPki {
+  /**
+   * the Kubernetes CA certificate, PEM (secure/pki/ca.crt as it is or as the PKI step will
+   * write it: PkiChanges.caCertificates.kubernetes)
+   */
+  kubernetesCaPem: string;
+}
+
 /** Everything the templates under platform/manifests may use. */
 export interface ManifestValues {
   /** environment name, e.g. `play-alice`; the controller-manager's `--cluster-name` */
@@ -102,6 +116,12 @@ export interface ManifestValues {
   /** client URL of every member (`https://<ip>:2379`), in member order: kube-apiserver's `--etcd-servers` */
   etcdServers: string[];
   ports: ControlPlanePorts;
+  /**
+   * the Kubernetes CA certificate as base64 of its PEM: an APIService's `spec.caBundle`
+   * (bytes, base64 in YAML), which the API server verifies metrics-server's serving
+   * certificate against (that certificate is issued by this CA, secure/pki/metrics-server.crt)
+   */
+  kubernetesCaBundle: string;
 }
 
 /** kubeadm's default node CIDR size for IPv4 (kube-controller-manager `--node-cidr-mask-size`). */
@@ -124,13 +144,16 @@ const PORTS: ControlPlanePorts = {
  * depend on the private Route53 zone to come up.
  *
  * @param cfg a validated environment (parseEnvironment / loadEnvironment)
+ * @param pki the public certificates the templates embed (see {@link ManifestPki})
  * @returns the values; a fresh object on every call
+ * @throws UserError (exit 2) when `pki.kubernetesCaPem` is not one PEM certificate of a CA
  * @throws ValidationError (exit 2) naming the environment file and POD_CIDR when the pod range
  *   cannot give every possible node (MASTER_COUNT + WORKER_MAX) its own /24: the
  *   controller-manager would leave the extra nodes without a pod range (NotReady).
  *   Source: kube-controller-manager reference, `--node-cidr-mask-size` (default 24 for IPv4).
  */
-export function manifestValues(cfg: EnvConfig): ManifestValues {
+export function manifestValues(cfg: EnvConfig, pki: ManifestPki): ManifestValues {
+  const caBundle = caBundleOf(pki.kubernetesCaPem);
   const pod = parseCidr(cfg.podCidr);
   const maxNodes = cfg.masters.count + cfg.workers.max;
   const slices = pod && pod.bits <= NODE_CIDR_MASK_SIZE ? 2 ** (NODE_CIDR_MASK_SIZE - pod.bits) : 0;
@@ -179,5 +202,28 @@ export function manifestValues(cfg: EnvConfig): ManifestValues {
     etcdMembers: members,
     etcdServers: members.map((m) => m.clientUrl),
     ports: { ...PORTS },
+    kubernetesCaBundle: caBundle,
   };
+}
+
+/**
+ * base64 of a CA certificate's PEM, after checking it is exactly one certificate with
+ * `CA:TRUE` (a leaf or a key here would make every aggregated API call fail, or leak).
+ * @throws UserError naming what is wrong, never the content
+ */
+function caBundleOf(pem: string): string {
+  const blocks = pem.match(/-----BEGIN [A-Z0-9 ]+-----/g) ?? [];
+  if (blocks.length !== 1 || blocks[0] !== '-----BEGIN CERTIFICATE-----') {
+    throw new UserError(
+      `the Kubernetes CA for the manifests must be one PEM certificate, found ${blocks.length} PEM block(s)${blocks.length ? ` (${[...new Set(blocks)].join(', ')})` : ''}`,
+    );
+  }
+  let ca: X509Certificate;
+  try {
+    ca = new X509Certificate(pem);
+  } catch {
+    throw new UserError('the Kubernetes CA for the manifests is not a readable X.509 certificate');
+  }
+  if (!ca.ca) throw new UserError('the Kubernetes CA for the manifests is not a CA certificate (CA:FALSE)');
+  return Buffer.from(pem.endsWith('\n') ? pem : `${pem}\n`, 'utf8').toString('base64');
 }

@@ -13,6 +13,7 @@ import { setLogSink } from '../../src/log.js';
 import { manifestValues } from '../../src/manifests/index.js';
 import { terraformDir, toolkitRoot } from '../../src/paths.js';
 import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 import {
   allowedDeprecated,
   checkCommandLine,
@@ -101,7 +102,10 @@ describe("masters' user data", () => {
     const script = files.get(SCRIPT)!.content;
     expect(script).toContain('k=/etc/kubernetes\n');
     expect(script).toContain('--kubeconfig=$k/addons.conf');
-    expect(script).toContain('-R -f $k/addons/\n');
+    expect(script).toContain('-R -f $k/addons/ "${extra[@]}" <<<"$secret"\n');
+    // metrics-server's serving certificate and key come from the synced PKI, never a rendered file
+    expect(script).toContain('ms_crt=$k/pki/metrics-server.crt\n');
+    expect(script).toContain('ms_key=$k/pki/metrics-server.key\n');
     expect(script).not.toMatch(/insecure|curl -k|\$\$\{/);
   });
 
@@ -310,7 +314,7 @@ describe('nodes for the cluster add-ons (kube-proxy, CoreDNS, flannel)', () => {
     new Map((parseYaml(userData[role]) as CloudConfig).write_files.map((f) => [f.path, f.content]));
 
   test("every kubelet's clusterDNS and clusterDomain are the kube-dns Service IP and the Corefile's domain", () => {
-    const values = manifestValues(cfg);
+    const values = manifestValues(cfg, FIXTURE_PKI);
     for (const role of ['masters', 'workers'] as const) {
       const kubelet = parseYaml(roleFiles(role).get('/var/lib/kubelet/config.yaml')!) as Record<
         string,

@@ -66,7 +66,8 @@ for i in "\${!args[@]}"; do
   case "\${args[$i]}" in csr | node) obj=\${args[$((i + 1))]:-}; break ;; esac
 done
 case " $* " in
-*" apply "*) printf 'KUBECTL_APPLYSET=%s %s\\n' "\${KUBECTL_APPLYSET:-}" "$*" >>${calls} ;;
+*" apply "*) printf 'KUBECTL_APPLYSET=%s %s\\n' "\${KUBECTL_APPLYSET:-}" "$*" >>${calls}
+  case " $* " in *" -f - "*) cat >${calls}-stdin ;; esac ;;
 *) printf '%s\\n' "$*" >>${calls} ;;
 esac
 case " $* " in
@@ -96,8 +97,16 @@ const callsMade = async () =>
   (await readFile(calls, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
 const common = `--kubeconfig=${etc}/addons.conf --cache-dir=${work}/kubectl-cache`;
 
+const pki = path.join(etc, 'pki');
+/** metrics-server's serving certificate and key as manifest-sync puts them (stand-in PEM text) */
+const MS_CRT = 'stand-in certificate\n';
+const MS_KEY = 'stand-in key\n';
 async function reset(): Promise<void> {
   await rm(calls, { force: true });
+  await rm(`${calls}-stdin`, { force: true });
+  await mkdir(pki, { recursive: true });
+  await writeFile(path.join(pki, 'metrics-server.crt'), MS_CRT);
+  await writeFile(path.join(pki, 'metrics-server.key'), MS_KEY, { mode: 0o600 });
   await rm(nodeNameFile, { force: true });
   await rm(stateFile, { force: true });
   await rm(path.join(csrDir, 'list'), { force: true });
@@ -199,6 +208,7 @@ describe('applying as an ApplySet, pruning only when the directory is what manif
   const files = {
     'coredns/deployment.yaml': 'kind: Deployment\n',
     'metrics-server/service.yaml': 'kind: Service\n',
+    'metrics-server/deployment.yaml': 'kind: Deployment\n',
   };
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
   async function inStep(): Promise<void> {
@@ -215,8 +225,8 @@ describe('applying as an ApplySet, pruning only when the directory is what manif
       JSON.stringify({ generation: 7, indexDigest: 'x', written, fileErrors: [], appliedAt: 'now' }),
     );
   }
-  const pruneApply = `KUBECTL_APPLYSET=true ${common} apply --server-side --field-manager=kube-platform --force-conflicts --prune --applyset=addonsets.kube-platform.io/kube-platform-addons -R -f ${addons}/`;
-  const plainApply = `KUBECTL_APPLYSET=true ${common} apply --server-side --field-manager=kube-platform --force-conflicts -R -f ${addons}/`;
+  const pruneApply = `KUBECTL_APPLYSET=true ${common} apply --server-side --field-manager=kube-platform --force-conflicts --prune --applyset=addonsets.kube-platform.io/kube-platform-addons -R -f ${addons}/ -f -`;
+  const plainApply = `KUBECTL_APPLYSET=true ${common} apply --server-side --field-manager=kube-platform --force-conflicts -R -f ${addons}/ -f -`;
 
   test('in step: --prune --applyset=addonsets.kube-platform.io/kube-platform-addons, with KUBECTL_APPLYSET=true', async () => {
     await reset();
@@ -258,6 +268,61 @@ describe('applying as an ApplySet, pruning only when the directory is what manif
       `kp-addons: not pruning: ${etc}/addons/ is not (yet) what manifest-sync last applied (${stateFile})`,
     );
     expect((await callsMade()).at(-1)).toBe(plainApply);
+  });
+
+  test("with the metrics-server add-on, its serving certificate's Secret is applied in the same ApplySet, from /etc/kubernetes/pki", async () => {
+    await reset();
+    await inStep();
+    expect((await run()).exitCode).toBe(0);
+    expect((await callsMade()).at(-1)).toBe(pruneApply);
+    const secret = parseYaml(await readFile(`${calls}-stdin`, 'utf8')) as {
+      kind: string;
+      type: string;
+      metadata: { name: string; namespace: string; labels: Record<string, string> };
+      data: Record<string, string>;
+    };
+    expect([secret.kind, secret.type, secret.metadata.namespace, secret.metadata.name]).toEqual([
+      'Secret',
+      'kubernetes.io/tls',
+      'kube-system',
+      'metrics-server-serving-cert',
+    ]);
+    expect(secret.metadata.labels['app.kubernetes.io/managed-by']).toBe('kube-platform');
+    expect(
+      Object.fromEntries(
+        Object.entries(secret.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+      ),
+    ).toEqual({
+      'tls.crt': MS_CRT,
+      'tls.key': MS_KEY,
+    });
+  });
+
+  test('the serving certificate not synced yet: no Secret and no prune (it would delete the Secret), and says why', async () => {
+    await reset();
+    await inStep();
+    await rm(path.join(pki, 'metrics-server.key'));
+    const r = await run();
+    expect(r.exitCode).toBe(0);
+    const why = `metrics-server's serving certificate ${pki}/metrics-server.crt or its key is not synced yet`;
+    expect(r.stderr).toBe(
+      `kp-addons: not applying the Secret kube-system/metrics-server-serving-cert: ${why}\nkp-addons: not pruning: ${why}`,
+    );
+    expect((await callsMade()).at(-1)).toBe(plainApply.replace(/ -f -$/, ''));
+  });
+
+  test('without the metrics-server add-on no Secret is made (the ApplySet prunes an earlier one)', async () => {
+    await reset();
+    await inStep();
+    const s = JSON.parse(await readFile(stateFile, 'utf8'));
+    for (const f of ['service.yaml', 'deployment.yaml']) {
+      delete s.written[path.join(addons, 'metrics-server', f)];
+      await rm(path.join(addons, 'metrics-server', f)); // manifest-sync leaves the empty directory
+    }
+    await writeFile(stateFile, JSON.stringify(s));
+    const r = await run();
+    expect([r.exitCode, r.stderr]).toEqual([0, '']);
+    expect((await callsMade()).at(-1)).toBe(pruneApply.replace(/ -f -$/, ''));
   });
 
   test('dot-files (manifest-sync temp files) do not count', async () => {

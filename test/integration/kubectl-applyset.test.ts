@@ -9,6 +9,8 @@ import { exec } from '../../src/exec/index.js';
 import { setLogSink } from '../../src/log.js';
 import { manifestValues, renderTree } from '../../src/manifests/index.js';
 import { manifestsTemplateDir, toolkitRoot } from '../../src/paths.js';
+import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 import { type ApplyDouble, KINDS, startApplyDouble } from '../helpers/kube-apply-double.js';
 import { renderUserData } from '../helpers/user-data.js';
 
@@ -87,7 +89,7 @@ beforeAll(async () => {
     await readFile(path.join(root, 'environments', 'play.env'), 'utf8'),
     'environments/play.env',
   );
-  for (const f of await renderTree(manifestsTemplateDir(), manifestValues(cfg))) {
+  for (const f of await renderTree(manifestsTemplateDir(), manifestValues(cfg, FIXTURE_PKI))) {
     if (!f.path.startsWith('secure/addons/')) continue;
     const rel = f.path.slice('secure/addons/'.length);
     await mkdir(path.dirname(path.join(addons, rel)), { recursive: true });
@@ -95,6 +97,12 @@ beforeAll(async () => {
     rendered.set(rel, f.content);
   }
   await writeFile(path.join(etc, 'addons.conf'), await readFile(api.kubeconfig(work), 'utf8'));
+  // metrics-server's serving certificate and key from the PKI step, as manifest-sync puts them
+  const secrets = path.join(work, 'secrets');
+  await ensurePki(secrets, pkiPlanFor(cfg));
+  await mkdir(path.join(etc, 'pki'), { recursive: true });
+  for (const f of ['metrics-server.crt', 'metrics-server.key'])
+    await writeFile(path.join(etc, 'pki', f), await readFile(path.join(secrets, 'secure', 'pki', f)));
   await syncState();
   // objects the platform did not create
   api.put({
@@ -134,6 +142,15 @@ test('the first apply creates every add-on, each labelled with the ApplySet, and
     ]);
   }
   expect(deletes()).toEqual([]);
+  // metrics-server's Secret, made by kp-addons from /etc/kubernetes/pki, is in the set too
+  const secret = api.get('Secret', 'metrics-server-serving-cert', 'kube-system') as unknown as {
+    metadata: { labels?: Record<string, string> };
+    data: Record<string, string>;
+  };
+  expect(secret.metadata.labels?.['applyset.kubernetes.io/part-of']).toBe(id);
+  expect(Buffer.from(secret.data['tls.crt']!, 'base64').toString()).toBe(
+    await readFile(path.join(etc, 'pki', 'metrics-server.crt'), 'utf8'),
+  );
 }, 120_000);
 
 test('removing one add-on file prunes exactly that object (kind and name); others are untouched', async () => {
@@ -154,12 +171,14 @@ test('disabling an add-on (its folder removed) prunes all of its objects and not
   for (const rel of [...rendered.keys()].filter((r) => r.startsWith('metrics-server/')))
     removed.push(`DELETE ${pathOf(await removeAddon(rel))}`);
   expect(removed.length).toBe(8);
+  // and the Secret kp-addons made for it: no longer passed, pruned with the add-on
+  removed.push('DELETE /api/v1/namespaces/kube-system/secrets/metrics-server-serving-cert');
   api.writes.length = 0;
   const before = api.keys().length;
   const r = await run();
   expect(r.exitCode).toBe(0);
   expect(deletes().sort()).toEqual(removed.sort());
-  expect(api.keys().length).toBe(before - 8);
+  expect(api.keys().length).toBe(before - 9);
   expect(api.get('ConfigMap', 'operator-notes', 'kube-system')).toBeDefined();
   expect(api.get('DaemonSet', 'aws-cloud-controller-manager', 'kube-system')).toBeDefined();
 }, 120_000);

@@ -2,9 +2,13 @@ import { mkdtempSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { connect, createServer } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
+import { parseEnvironment } from '../../src/config/load.js';
 import { exec } from '../../src/exec/index.js';
 import { setLogSink } from '../../src/log.js';
+import { manifestValues, renderTree } from '../../src/manifests/index.js';
+import { manifestsTemplateDir, toolkitRoot } from '../../src/paths.js';
 import { ensurePki, type PkiPlan, parseKubeconfig } from '../../src/secrets/pki/index.js';
 
 /** PEM armour, built so that no key header stands literally in the source (secret scanners). */
@@ -96,6 +100,12 @@ const LEAVES: Record<string, Leaf> = {
     key: at('secure/pki/apiserver-etcd-client.key'),
     ca: 'etcd',
     purpose: 'client',
+  },
+  'metrics-server': {
+    cert: at('secure/pki/metrics-server.crt'),
+    key: at('secure/pki/metrics-server.key'),
+    ca: 'kubernetes',
+    purpose: 'server',
   },
   'controller-manager.conf': { ...w('controller-manager'), ca: 'kubernetes', purpose: 'client' },
   'scheduler.conf': { ...w('scheduler'), ca: 'kubernetes', purpose: 'client' },
@@ -297,6 +307,81 @@ describe('kubeconfigs and SSH', () => {
     // no passphrase: -y above would have failed without a terminal to ask one
     expect(await readFile(at('locked/ssh/it-env'), 'utf8')).toMatch(
       new RegExp(`^${PEM_BEGIN}OPENSSH PRIVATE KEY-----\n`),
+    );
+  });
+});
+
+describe('metrics-server serving certificate and the APIService caBundle', () => {
+  test('serverAuth only, names of its Service (as the aggregator connects), no IP', async () => {
+    const t = await text(LEAVES['metrics-server']!.cert);
+    expect(t).toContain('Subject: CN = metrics-server\n');
+    expect(t).toMatch(/Extended Key Usage: \n\s+TLS Web Server Authentication\n/);
+    expect(/Subject Alternative Name: \n\s+(.*)\n/.exec(t)![1]).toBe(
+      'DNS:metrics-server.kube-system.svc, DNS:metrics-server.kube-system.svc.cluster.example',
+    );
+  });
+
+  /** The rendered APIService of an environment whose PKI is this one (its Kubernetes CA). */
+  async function renderedApiService(): Promise<{ caBundle?: string; insecureSkipTLSVerify?: boolean }> {
+    const cfg = parseEnvironment(
+      'play-pki',
+      await readFile(path.join(toolkitRoot(), 'environments', 'play.env'), 'utf8'),
+      'environments/play.env',
+    );
+    const files = await renderTree(
+      manifestsTemplateDir(),
+      manifestValues(cfg, { kubernetesCaPem: await readFile(CA.kubernetes, 'utf8') }),
+    );
+    const f = files.find((x) => x.path === 'secure/addons/metrics-server/api-service.yaml')!;
+    return (parseYaml(f.content) as { spec: { caBundle?: string; insecureSkipTLSVerify?: boolean } }).spec;
+  }
+
+  test('openssl verify: the rendered caBundle verifies the serving certificate, and only it among other CAs', async () => {
+    const spec = await renderedApiService();
+    expect(spec.insecureSkipTLSVerify).toBeUndefined();
+    const bundle = path.join(work, 'ca-bundle.crt');
+    await writeFile(bundle, Buffer.from(spec.caBundle!, 'base64'));
+    const cert = LEAVES['metrics-server']!.cert;
+    const ok = await openssl(['verify', '-purpose', 'sslserver', '-CAfile', bundle, cert]);
+    expect([ok.exitCode, ok.stdout.trim()]).toEqual([0, `${cert}: OK`]);
+    // the front-proxy client is not issued by it: the bundle is the Kubernetes CA, nothing wider
+    const other = await openssl(['verify', '-CAfile', bundle, LEAVES['front-proxy-client']!.cert]);
+    expect(other.exitCode).not.toBe(0);
+  });
+
+  /**
+   * A TLS handshake as the API server's aggregator makes it: trust = the APIService's caBundle,
+   * server name `<service>.<namespace>.svc`; the server presents metrics-server's certificate.
+   * @returns the client's verdict: 'ok' or the error code
+   */
+  async function handshake(servername: string, ca: Buffer): Promise<string> {
+    const server = createServer({
+      cert: await readFile(LEAVES['metrics-server']!.cert),
+      key: await readFile(LEAVES['metrics-server']!.key),
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      return await new Promise<string>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port, servername, ca });
+        s.once('secureConnect', () => {
+          s.end();
+          resolve('ok');
+        });
+        s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  test('HTTPS: a client trusting only the rendered caBundle accepts metrics-server for metrics-server.kube-system.svc', async () => {
+    const ca = Buffer.from((await renderedApiService()).caBundle!, 'base64');
+    expect(await handshake('metrics-server.kube-system.svc', ca)).toBe('ok');
+    // and the check can fail: another name, or another CA
+    expect(await handshake('kubernetes.default.svc', ca)).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
+    expect(await handshake('metrics-server.kube-system.svc', await readFile(CA.frontProxy))).toBe(
+      'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
     );
   });
 });

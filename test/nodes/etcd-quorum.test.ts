@@ -10,6 +10,7 @@ import { setLogSink } from '../../src/log.js';
 import { manifestValues, renderTree } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
 import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 import { type Applied, Harness, type Host, masterEtcFiles, writeFileOf } from './harness.js';
 
 /**
@@ -87,7 +88,7 @@ async function prepare(masters: number): Promise<Env> {
   const cfg = config(masters);
   const secrets = path.join(work, `secrets-${masters}`);
   await ensurePki(secrets, pkiPlanFor(cfg));
-  const files = await renderTree(path.join(root, 'platform', 'manifests'), manifestValues(cfg));
+  const files = await renderTree(path.join(root, 'platform', 'manifests'), manifestValues(cfg, FIXTURE_PKI));
   const pod = (name: string) =>
     parseYaml(files.find((f) => f.path === `secure/manifests/${name}.yaml`)!.content);
   const apiserver = new Map<string, string>(

@@ -14,6 +14,7 @@ import {
 } from '../../src/manifests/index.js';
 import { manifestsTemplateDir, terraformDir, toolkitRoot } from '../../src/paths.js';
 import { BOOTSTRAP_GROUPS } from '../../src/secrets/pki/token.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 
 /**
  * The cluster add-ons (platform/manifests/secure/addons/) rendered for the playground
@@ -106,7 +107,7 @@ function objectOf(f: RenderedFile): K8sObject {
 /** Parses an environment file's text and renders the add-ons of the whole template tree. */
 async function render(name: string, text: string, file: string): Promise<Rendered> {
   const cfg = parseEnvironment(name, text, file);
-  const values = manifestValues(cfg);
+  const values = manifestValues(cfg, FIXTURE_PKI);
   const files = (await renderTree(manifestsTemplateDir(), values)).filter((f) =>
     f.path.startsWith('secure/addons/'),
   );
@@ -1055,6 +1056,39 @@ describe('metrics-server', () => {
     expect(svcSpec.ports.map((p) => ports.find((x) => x.name === p.targetPort)?.containerPort)).toEqual([
       10250,
     ]);
+  });
+
+  test('the APIService is verified: caBundle = the Kubernetes CA, no insecureSkipTLSVerify', () => {
+    const api = find(play, 'APIService', 'v1beta1.metrics.k8s.io', null);
+    const spec = api.spec as Record<string, unknown>;
+    expect(spec.insecureSkipTLSVerify).toBeUndefined();
+    expect(Buffer.from(String(spec.caBundle), 'base64').toString('utf8')).toBe(FIXTURE_PKI.kubernetesCaPem);
+  });
+
+  test("serves the PKI's certificate from the Secret kp-addons makes (no self-signed --cert-dir)", () => {
+    const dep = find<Workload>(play, 'Deployment', 'metrics-server');
+    const c = dep.spec.template.spec.containers[0]!;
+    const args = argsOf(c);
+    expect(args).toEqual(
+      expect.arrayContaining([
+        '--tls-cert-file=/etc/metrics-server/tls/tls.crt',
+        '--tls-private-key-file=/etc/metrics-server/tls/tls.key',
+      ]),
+    );
+    expect(args.filter((a) => a.startsWith('--cert-dir'))).toEqual([]);
+    const pod = dep.spec.template.spec as unknown as {
+      securityContext: { fsGroup?: number };
+      volumes: { name: string; secret?: { secretName: string; defaultMode: number } }[];
+      containers: { volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] }[];
+    };
+    const vol = pod.volumes.find((v) => v.secret)!;
+    expect(vol.secret).toEqual({ secretName: 'metrics-server-serving-cert', defaultMode: 0o440 });
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({
+      name: vol.name,
+      mountPath: '/etc/metrics-server/tls',
+      readOnly: true,
+    });
+    expect(pod.securityContext.fsGroup).toBe(1000);
   });
 
   test('RBAC: node metrics, auth delegation; the view/edit/admin roles may read metrics (kubectl top)', () => {

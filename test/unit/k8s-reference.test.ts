@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseEnvironment } from '../../src/config/load.js';
 import { manifestValues, renderTree } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 import { checkFile, formatFinding, loadReference } from '../helpers/k8s-reference.js';
 
 /**
@@ -37,7 +38,10 @@ describe('the rendered manifests of play.env', () => {
       readFileSync(path.join(root, 'environments', 'play.env'), 'utf8'),
       'play.env',
     );
-    const files = await renderTree(path.join(root, 'platform', 'manifests'), manifestValues(cfg));
+    const files = await renderTree(
+      path.join(root, 'platform', 'manifests'),
+      manifestValues(cfg, FIXTURE_PKI),
+    );
     const findings: string[] = [];
     const checked: string[] = [];
     const unchecked: string[] = [];

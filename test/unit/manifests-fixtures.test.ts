@@ -10,6 +10,7 @@ import {
   renderTree,
 } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 
 /**
  * Fixture cases: every folder under test/fixtures/manifests/ is a test. A case holds
@@ -34,7 +35,7 @@ const cases = (await readdir(fixturesDir, { withFileTypes: true }))
 
 async function values() {
   const text = await readFile(path.join(root, 'environments', 'play.env'), 'utf8');
-  return manifestValues(parseEnvironment('play-test', text, 'play.env'));
+  return manifestValues(parseEnvironment('play-test', text, 'play.env'), FIXTURE_PKI);
 }
 
 async function listTree(dir: string, rel = ''): Promise<string[]> {

@@ -11,6 +11,7 @@ import {
   writeRendered,
 } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 
 /** writeRendered / renderToSecrets against real temporary directories. */
 
@@ -18,7 +19,7 @@ const root = toolkitRoot();
 
 async function playFiles(): Promise<RenderedFile[]> {
   const text = await readFile(path.join(root, 'environments', 'play.env'), 'utf8');
-  const values = manifestValues(parseEnvironment('play-test', text, 'play.env'));
+  const values = manifestValues(parseEnvironment('play-test', text, 'play.env'), FIXTURE_PKI);
   return renderTree(path.join(root, 'platform', 'manifests'), values);
 }
 
@@ -155,7 +156,7 @@ test('renderToSecrets writes nothing at all when one template fails, even beside
     'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{quote nodeName}}\n',
   );
   const text = await readFile(path.join(root, 'environments', 'play.env'), 'utf8');
-  const values = manifestValues(parseEnvironment('play-test', text, 'play.env'));
+  const values = manifestValues(parseEnvironment('play-test', text, 'play.env'), FIXTURE_PKI);
   const err = await renderToSecrets(templates, values, secrets).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(ValidationError);
   expect((err as Error).message).toMatch(/secure\/z\.yaml\.hbs:4: /);

@@ -16,6 +16,7 @@ import {
 } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
 import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 
 /** The real templates (platform/manifests) rendered for the playground environment. */
 
@@ -96,7 +97,7 @@ let files: RenderedFile[];
 let byName: Map<string, Pod>;
 beforeAll(async () => {
   const cfg = await playConfig();
-  files = await renderTree(templateDir, manifestValues(cfg));
+  files = await renderTree(templateDir, manifestValues(cfg, FIXTURE_PKI));
   byName = pods(files);
   const secrets = await mkdtemp(path.join(tmpdir(), 'manifests-pki-'));
   await ensurePki(secrets, pkiPlanFor(cfg));
@@ -156,7 +157,7 @@ describe('platform/manifests for play.env', () => {
 
   test('another release in the environment file changes every image', async () => {
     const cfg = await playConfig('KUBERNETES_VERSION=v1.33.5\nETCD_VERSION=v3.5.21\n');
-    const other = pods(await renderTree(templateDir, manifestValues(cfg)));
+    const other = pods(await renderTree(templateDir, manifestValues(cfg, FIXTURE_PKI)));
     expect(other.get('kube-apiserver')!.spec.containers[0]!.image).toBe(
       'registry.k8s.io/kube-apiserver:v1.33.5',
     );
@@ -180,7 +181,7 @@ describe('platform/manifests for play.env', () => {
       (await playText()).replace(/^MASTER_COUNT=.*$/m, 'MASTER_COUNT=5'),
       'play.env',
     );
-    const api = pods(await renderTree(templateDir, manifestValues(five))).get('kube-apiserver')!;
+    const api = pods(await renderTree(templateDir, manifestValues(five, FIXTURE_PKI))).get('kube-apiserver')!;
     const servers = flags(api.spec.containers[0]!.command).get('etcd-servers')!.split(',');
     expect(servers).toEqual(etcdMembers(five).map((m) => `https://${m.ip}:2379`));
     expect(new Set(servers).size).toBe(5);
@@ -304,7 +305,7 @@ describe('platform/manifests for play.env', () => {
   });
 
   test('deterministic: rendering twice gives the same bytes', async () => {
-    const again = await renderTree(templateDir, manifestValues(await playConfig()));
+    const again = await renderTree(templateDir, manifestValues(await playConfig(), FIXTURE_PKI));
     expect(again).toEqual(files);
   });
 
@@ -319,9 +320,40 @@ describe('platform/manifests for play.env', () => {
 });
 
 describe('manifestValues', () => {
+  test('the Kubernetes CA becomes the caBundle (base64 of its PEM); anything but one CA certificate is refused', async () => {
+    const cfg = await playConfig();
+    expect(Buffer.from(manifestValues(cfg, FIXTURE_PKI).kubernetesCaBundle, 'base64').toString('utf8')).toBe(
+      FIXTURE_PKI.kubernetesCaPem,
+    );
+    const leaf = await readFile(
+      path.join(toolkitRoot(), 'test', 'fixtures', 'pki', 'metrics-server-leaf.crt'),
+      'utf8',
+    );
+    const keyHeader = `${'-'.repeat(5)}BEGIN PRIVATE KEY${'-'.repeat(5)}\nAAAA\n`;
+    for (const [pem, message] of [
+      ['', /found 0 PEM block/],
+      [keyHeader, /found 1 PEM block\(s\) \(-----BEGIN PRIVATE KEY-----\)/],
+      [`${FIXTURE_PKI.kubernetesCaPem}${FIXTURE_PKI.kubernetesCaPem}`, /found 2 PEM block/],
+      ['-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n', /not a readable X.509/],
+      [leaf, /not a CA certificate/],
+    ] as const) {
+      const err = (() => {
+        try {
+          manifestValues(cfg, { kubernetesCaPem: pem });
+          return undefined;
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).not.toContain('AAAA');
+    }
+  });
+
   test('derives names, addresses and images from the environment and its topology', async () => {
     const cfg = await playConfig();
-    const v = manifestValues(cfg);
+    const v = manifestValues(cfg, FIXTURE_PKI);
     expect(v.environment).toBe('play-test');
     expect(v.kubernetesServiceIp).toBe('10.32.0.1');
     expect(v.clusterDnsIp).toBe('10.32.0.10');
@@ -339,7 +371,7 @@ describe('manifestValues', () => {
     const cfg = parseEnvironment('play-test', text, 'play.env');
     const err = (() => {
       try {
-        manifestValues(cfg);
+        manifestValues(cfg, FIXTURE_PKI);
       } catch (e) {
         return e;
       }
@@ -351,7 +383,7 @@ describe('manifestValues', () => {
     expect((err as Error).message).toMatch(/holds 256 node pod ranges .* up to 303 nodes/);
     // /15 gives 512 ranges: enough
     const wider = parseEnvironment('play-test', `${text}POD_CIDR=10.200.0.0/15\n`, 'play.env');
-    expect(manifestValues(wider).podCidr).toBe('10.200.0.0/15');
+    expect(manifestValues(wider, FIXTURE_PKI).podCidr).toBe('10.200.0.0/15');
   });
 });
 
@@ -390,7 +422,7 @@ describe('helpers', () => {
   }
 
   test('quote, flag, join and json keep hostile values inside their strings', async () => {
-    const base = manifestValues(await playConfig());
+    const base = manifestValues(await playConfig(), FIXTURE_PKI);
     const template = [
       'apiVersion: v1',
       'kind: ConfigMap',
@@ -416,7 +448,7 @@ describe('helpers', () => {
   });
 
   test('helpers refuse objects and missing values instead of printing them', async () => {
-    const v = manifestValues(await playConfig());
+    const v = manifestValues(await playConfig(), FIXTURE_PKI);
     const head = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n';
     for (const [body, message] of [
       ['  a: {{quote ports}}\n', 'quote: expected a string, number or boolean, got an object'],
@@ -457,7 +489,9 @@ test('a UserError, exit code 2, for a bad template dir entry', async () => {
   try {
     await mkdir(path.join(dir, 'secure'));
     await symlink('/etc/hostname', path.join(dir, 'secure', 'stolen.yaml'));
-    const err = await renderTree(dir, manifestValues(await playConfig())).catch((e: unknown) => e);
+    const err = await renderTree(dir, manifestValues(await playConfig(), FIXTURE_PKI)).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).exitCode).toBe(2);
     expect((err as Error).message).toContain('symbolic links are not allowed');
@@ -469,7 +503,9 @@ test('a UserError, exit code 2, for a bad template dir entry', async () => {
 
 test('a missing template directory is a UserError naming it', async () => {
   const missing = path.join(tmpdir(), 'kp-no-such-templates');
-  const err = await renderTree(missing, manifestValues(await playConfig())).catch((e: unknown) => e);
+  const err = await renderTree(missing, manifestValues(await playConfig(), FIXTURE_PKI)).catch(
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(UserError);
   expect((err as Error).message).toContain('kp-no-such-templates');
 });

@@ -103,6 +103,8 @@ describe('ensurePki layout and idempotency', () => {
       'secure/pki/sa.key',
       'secure/pki/sa.pub',
       'secure/pki/apiserver-etcd-client.crt',
+      'secure/pki/metrics-server.crt',
+      'secure/pki/metrics-server.key',
       'secure/pki/etcd/ca.crt',
       'secure/pki/etcd/members/etcd-2/server.crt',
       'secure/pki/etcd/members/etcd-2/peer.key',
@@ -461,7 +463,9 @@ describe('permissions, logs, expiry, plan', () => {
       expect(Number.parseInt(s.slice(0, 2), 16)).toBeLessThan(0x80);
       serials.add(s);
     }
-    expect(serials.size).toBe(13);
+    // 3 CAs, apiserver, apiserver-kubelet-client, front-proxy-client, apiserver-etcd-client,
+    // metrics-server, and a server and a peer certificate per etcd member (3)
+    expect(serials.size).toBe(14);
   });
 
   test('a changed plan does not churn certificates: outdated ones are reported', async () => {

@@ -15,6 +15,8 @@ import {
   planView,
   RULES,
 } from '../../src/policy/index.js';
+import { apiServiceTlsProblems } from '../../src/policy/rules/kubernetes.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 
 /**
  * Fixture cases: test/fixtures/policy/<rule id>/{fail,pass}/ — every rule has both, and a
@@ -73,7 +75,7 @@ function envText(overrides: Record<string, string> = {}): string {
 async function loadCase(dir: string): Promise<{ c: CaseFile; input: PolicyInput }> {
   const c = JSON.parse(await readFile(path.join(dir, 'case.json'), 'utf8')) as CaseFile;
   const env = parseEnvironment('example-prod', envText(c.env), 'environments/example-prod.env');
-  const rendered = await renderTree(manifestsTemplateDir(), manifestValues(env));
+  const rendered = await renderTree(manifestsTemplateDir(), manifestValues(env, FIXTURE_PKI));
   const byPath = new Map<string, PolicyFile>(rendered.map((f) => [f.path, f]));
   for (const rel of await listTree(path.join(dir, 'files'))) {
     byPath.set(rel, {
@@ -169,5 +171,28 @@ describe.each(ruleDirs)('rule %s', (id) => {
     const { input } = await loadCase(path.join(fixturesDir, id, 'pass'));
     const r = evaluatePolicy(input, { rules: [rule] }).results[0]!;
     expect({ status: r.status, findings: r.findings }).toEqual({ status: 'pass', findings: [] });
+  });
+});
+
+describe('kp-apiservice-tls-verified beyond its fixtures (apiServiceTlsProblems)', () => {
+  const service = { name: 'metrics-server', namespace: 'kube-system' };
+  const b64 = (t: string) => Buffer.from(t).toString('base64');
+  test('a caBundle of the CA passes; a local APIService (no service) needs none', () => {
+    expect(apiServiceTlsProblems({ service, caBundle: b64(FIXTURE_PKI.kubernetesCaPem) })).toEqual([]);
+    expect(apiServiceTlsProblems({ group: 'apps', version: 'v1' })).toEqual([]);
+  });
+  test('garbage, a leaf certificate, an empty bundle and insecureSkipTLSVerify with a bundle fail', async () => {
+    const leaf = await readFile(
+      path.join(root, 'test', 'fixtures', 'pki', 'metrics-server-leaf.crt'),
+      'utf8',
+    );
+    const attrs = (spec: Record<string, unknown>) => apiServiceTlsProblems(spec).map((p) => p.attribute);
+    expect(attrs({ service, caBundle: 'not base64!' })).toEqual(['spec.caBundle']);
+    expect(attrs({ service, caBundle: b64('hello') })).toEqual(['spec.caBundle']);
+    expect(attrs({ service, caBundle: b64(leaf) })).toEqual(['spec.caBundle']);
+    expect(attrs({ service, caBundle: '' })).toEqual(['spec.caBundle']);
+    expect(
+      attrs({ service, caBundle: b64(FIXTURE_PKI.kubernetesCaPem), insecureSkipTLSVerify: true }),
+    ).toEqual(['spec.insecureSkipTLSVerify']);
   });
 });

@@ -5,6 +5,7 @@ import { parseEnvironment } from '../../src/config/load.js';
 import { IntegrityError } from '../../src/errors.js';
 import { isStaticPodPath, manifestValues, renderTree } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 
 const WHAT = 'secure/manifests/etcd.yaml';
 
@@ -32,9 +33,9 @@ test('the control-plane static pods the toolkit renders are valid against the st
   const root = toolkitRoot();
   const text = await readFile(path.join(root, 'environments', 'play.env'), 'utf8');
   const cfg = parseEnvironment('play-test', text, 'play.env');
-  const files = (await renderTree(path.join(root, 'platform', 'manifests'), manifestValues(cfg))).filter(
-    (f) => isStaticPodPath(f.path),
-  );
+  const files = (
+    await renderTree(path.join(root, 'platform', 'manifests'), manifestValues(cfg, FIXTURE_PKI))
+  ).filter((f) => isStaticPodPath(f.path));
   expect(files.map((f) => path.basename(f.path)).sort()).toEqual([
     'etcd.yaml',
     'kube-apiserver.yaml',

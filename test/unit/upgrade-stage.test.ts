@@ -6,6 +6,7 @@ import { manifestValues, renderTree } from '../../src/manifests/index.js';
 import { toolkitRoot } from '../../src/paths.js';
 import { assertNoUpgradeInProgress, heldByOther, PHASES, type Phase } from '../../src/upgrade/phases.js';
 import { PHASE_FILES, setEnvKeys, stagedValues, versionsAfter } from '../../src/upgrade/stage.js';
+import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
 
 /**
  * How `upgrade --to` brings the target version to the rendered manifests
@@ -56,13 +57,14 @@ test('each control-plane phase renders a change of exactly its own files, and on
   const dir = path.join(root, 'platform', 'manifests');
   const render = async (p: Phase | null) =>
     new Map(
-      (await renderTree(dir, stagedValues(manifestValues(cfg), versionsAfter(p, from, to)))).map((f) => [
-        f.path,
-        f.content,
-      ]),
+      (await renderTree(dir, stagedValues(manifestValues(cfg, FIXTURE_PKI), versionsAfter(p, from, to)))).map(
+        (f) => [f.path, f.content],
+      ),
     );
   // rendered at the environment's own versions, staging changes nothing
-  const plain = new Map((await renderTree(dir, manifestValues(cfg))).map((f) => [f.path, f.content]));
+  const plain = new Map(
+    (await renderTree(dir, manifestValues(cfg, FIXTURE_PKI))).map((f) => [f.path, f.content]),
+  );
   expect(await render(null)).toEqual(plain);
   let before = plain;
   for (const phase of ['etcd', 'apiservers', 'controllers'] as const) {

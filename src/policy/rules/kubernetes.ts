@@ -1,3 +1,5 @@
+import { X509Certificate } from 'node:crypto';
+import { parseAllDocuments } from 'yaml';
 import { etcdConfigOf, type NodeTemplate, octal, yamlOf } from '../node-files.js';
 import type { Finding, PolicyFile, Rule } from '../types.js';
 
@@ -122,6 +124,70 @@ const flagIs = (flags: Map<string, string>, name: string, want: string) =>
         attribute: `--${name}`,
         message: `is ${flags.has(name) ? flags.get(name) : 'unset'}, must be ${want}`,
       };
+
+/** Every document of a rendered YAML file that parses as a mapping (none for other files). */
+function objectsOf(file: PolicyFile): Record<string, unknown>[] {
+  if (!/\.ya?ml$/.test(file.path)) return [];
+  try {
+    return parseAllDocuments(file.content).flatMap((d) => {
+      const v = d.errors.length === 0 ? (d.toJSON() as unknown) : undefined;
+      return v && typeof v === 'object' && !Array.isArray(v) ? [v as Record<string, unknown>] : [];
+    });
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * What is wrong with an APIService's TLS to its Service, or [] when the API server verifies it:
+ * no `insecureSkipTLSVerify: true`, and a `caBundle` that is base64 of PEM CA certificates.
+ * An APIService without `spec.service` is served by the API server itself (local): no TLS.
+ * Source: k8s.io/kube-aggregator APIServiceSpec (caBundle "is a PEM encoded CA bundle which will
+ * be used to validate an API server's serving certificate"; insecureSkipTLSVerify "disables
+ * TLS certificate verification ... This is strongly discouraged").
+ */
+export function apiServiceTlsProblems(
+  spec: Record<string, unknown>,
+): { attribute: string; message: string }[] {
+  if (spec.service === undefined || spec.service === null) return [];
+  const out: { attribute: string; message: string }[] = [];
+  if (spec.insecureSkipTLSVerify === true) {
+    out.push({
+      attribute: 'spec.insecureSkipTLSVerify',
+      message:
+        "is true: the API server accepts any certificate from the Service (anyone who can answer on its address serves the group's API)",
+    });
+  }
+  const bundle = spec.caBundle;
+  if (typeof bundle !== 'string' || bundle.trim() === '') {
+    out.push({
+      attribute: 'spec.caBundle',
+      message: "is unset: the API server cannot verify the Service's serving certificate",
+    });
+    return out;
+  }
+  const pem = /^[A-Za-z0-9+/]+={0,2}$/.test(bundle.trim())
+    ? Buffer.from(bundle.trim(), 'base64').toString('utf8')
+    : '';
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const cas = blocks.filter((b) => {
+    try {
+      return new X509Certificate(b).ca;
+    } catch {
+      return false;
+    }
+  });
+  if (blocks.length === 0 || cas.length !== blocks.length) {
+    out.push({
+      attribute: 'spec.caBundle',
+      message:
+        blocks.length === 0
+          ? 'is not base64 of PEM certificates'
+          : `holds ${blocks.length - cas.length} certificate(s) that are not readable CA certificates`,
+    });
+  }
+  return out;
+}
 
 export const kubernetesRules: Rule[] = [
   {
@@ -393,6 +459,33 @@ export const kubernetesRules: Rule[] = [
             attribute: 'permissions',
             message: `is ${f.permissions}, must be 0600 or stricter`,
           })),
+      ),
+  },
+  {
+    id: 'kp-apiservice-tls-verified',
+    severity: 'high',
+    title:
+      "aggregated APIServices (metrics.k8s.io) verify their Service's TLS: a caBundle, no insecureSkipTLSVerify",
+    rationale:
+      "The API server forwards requests to an aggregated API with its front-proxy client certificate and the caller's identity in headers; without verification a pod that answers on the Service's address (or a spoofed endpoint) receives them and serves forged metrics to the HPAs.",
+    standard:
+      'kube-platform DESIGN.md §7 (TLS verified everywhere, no insecure-skip-tls-verify); Kubernetes docs, "Configure the Aggregation Layer" (caBundle)',
+    needs: ['manifests'],
+    check: ({ manifests }) =>
+      manifests.flatMap((file) =>
+        objectsOf(file)
+          .filter(
+            (o) =>
+              o.kind === 'APIService' && String(o.apiVersion ?? '').startsWith('apiregistration.k8s.io/'),
+          )
+          .flatMap((o) => {
+            const name = String((o.metadata as { name?: unknown } | undefined)?.name ?? '');
+            const spec = o.spec && typeof o.spec === 'object' ? (o.spec as Record<string, unknown>) : {};
+            return apiServiceTlsProblems(spec).map((p) => ({
+              resource: `${file.path} APIService/${name}`,
+              ...p,
+            }));
+          }),
       ),
   },
   kubeletRule(

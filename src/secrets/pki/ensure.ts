@@ -85,6 +85,12 @@ export interface PkiChanges {
   outdated: EnsureResult['outdated'];
   /** the SSH public key line the environment will have (`ssh-ed25519 … <env>\n`), not a secret */
   sshPublicKey: string;
+  /**
+   * each CA's certificate (PEM) as it will be after the apply: the one on disk, or the one
+   * made in memory. Public, not a secret: the manifests embed the Kubernetes CA (the
+   * metrics-server APIService's caBundle).
+   */
+  caCertificates: Record<CaId, string>;
   /** the planning time and warning window, for the expiry check after the writes */
   now: Date;
   warnDays: number;
@@ -379,6 +385,11 @@ export async function planPki(
     expiring,
     outdated,
     sshPublicKey: sshPub,
+    caCertificates: {
+      kubernetes: ready.kubernetes.certPem,
+      etcd: ready.etcd.certPem,
+      'front-proxy': ready['front-proxy'].certPem,
+    },
     now,
     warnDays,
   };

@@ -22,6 +22,7 @@ export {
   LOCAL_APISERVER,
   leafSpecs,
   MASTERS_GROUP,
+  metricsServerNames,
   PATHS,
   sshPaths,
 } from './layout.js';

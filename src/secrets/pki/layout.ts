@@ -63,7 +63,27 @@ export const PATHS = {
   masterBootstrapKubeconfig: 'secure/bootstrap-kubelet.conf',
   /** the add-on applier's kubeconfig on masters (kp-addons.service), see {@link ADDON_MANAGER_USER} */
   addonsKubeconfig: 'secure/addons.conf',
+  /** metrics-server's serving certificate, see {@link metricsServerNames} */
+  metricsServerCert: 'secure/pki/metrics-server.crt',
+  /** its key: kp-addons on the masters puts both into the Secret kube-system/metrics-server-serving-cert */
+  metricsServerKey: 'secure/pki/metrics-server.key',
 } as const;
+
+/**
+ * The names of metrics-server's serving certificate (issued by the Kubernetes CA, serverAuth).
+ * The API server's aggregation layer reaches an APIService's Service as
+ * `<service>.<namespace>.svc` and verifies the certificate against the APIService's `caBundle`
+ * for that name (k8s.io/kube-aggregator pkg/apiserver/handler_proxy.go, the proxy's TLS `ServerName:
+ * apiService.Spec.Service.Name + "." + apiService.Spec.Service.Namespace + ".svc"`); the fully qualified name is there for
+ * clients inside the cluster that resolve the Service by it.
+ *
+ * @param clusterDomain the cluster DNS domain, e.g. `cluster.local`
+ * @returns the DNS SANs, e.g. `metrics-server.kube-system.svc`,
+ *   `metrics-server.kube-system.svc.cluster.local`
+ */
+export function metricsServerNames(clusterDomain: string): string[] {
+  return ['metrics-server.kube-system.svc', `metrics-server.kube-system.svc.${clusterDomain}`];
+}
 
 /** The SSH key pair of the environment: private key for operators, public key for every node. */
 export function sshPaths(environment: string): { privateKey: string; publicKey: string } {
@@ -186,6 +206,20 @@ export function leafSpecs(plan: PkiPlan): LeafSpec[] {
       cert: 'secure/pki/apiserver-etcd-client.crt',
       key: 'secure/pki/apiserver-etcd-client.key',
       profile: client('kube-apiserver-etcd-client'),
+    },
+    {
+      kind: 'pair',
+      name: 'metrics-server',
+      ca: 'kubernetes',
+      cert: PATHS.metricsServerCert,
+      key: PATHS.metricsServerKey,
+      profile: {
+        cn: 'metrics-server',
+        o: [],
+        usages: ['serverAuth'],
+        dns: metricsServerNames(plan.clusterDomain),
+        ips: [],
+      },
     },
   ];
   for (const m of plan.etcdMembers) {
