@@ -524,12 +524,10 @@ export async function applySavedPlan(
     const { assertNotDowngrade } = await import('../state/store.js');
     const { toolkitVersion } = await import('../version.js');
     const stateStore = await environmentState(ctx.aws, cfg.name, ctx.names);
-    assertNotDowngrade(
-      (await stateStore.read()).state,
-      toolkitVersion(),
-      Boolean(o.allowDowngrade),
-      stateStore.where,
-    );
+    const snapState = (await stateStore.read()).state;
+    assertNotDowngrade(snapState, toolkitVersion(), Boolean(o.allowDowngrade), stateStore.where);
+    // as run: refused while an upgrade is unfinished
+    (await import('../upgrade/phases.js')).assertNoUpgradeInProgress(snapState.upgrade);
     const saved = await import('../changeset/saved.js');
     const { staleReasons } = await import('../changeset/saved-format.js');
     const plan = await step(`open the saved plan ${displayPath(file)}`, async () => {
