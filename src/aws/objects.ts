@@ -45,3 +45,32 @@ export async function putPlainObject(
     }),
   );
 }
+
+/**
+ * The S3 VersionId of the current `s3://bucket/key` (HeadObject: a read), e.g. of the
+ * Terraform state object, so that a saved plan can tell later whether the state changed.
+ * Source: Amazon S3 API Reference "HeadObject" (`x-amz-version-id`; "null" in a bucket
+ * whose versioning was never enabled).
+ * @returns the VersionId ("null" when the bucket is not versioned); undefined when the object
+ *   or the bucket does not exist (404)
+ * @throws PlatformError for a 403 (access denied is never "absent") or any other failure
+ */
+export async function objectVersion(
+  aws: StorageClients,
+  bucket: string,
+  key: string,
+): Promise<string | undefined> {
+  try {
+    const r = await (await aws.s3()).send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return r.VersionId ?? 'null';
+  } catch (e) {
+    const kind = classifyAwsError(e);
+    if (kind === 'not-found') return undefined;
+    throw new PlatformError(
+      kind === 'access-denied'
+        ? `s3://${bucket}/${key}: access denied (HeadObject 403): cannot read its version`
+        : `s3://${bucket}/${key}: HeadObject failed: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+}

@@ -1,11 +1,11 @@
-import type { ChangeSet } from './plan.js';
+import type { ChangeSetView } from './plan.js';
 
 /**
  * The change set as text for the operator (stdout): bootstrap, PKI (paths and reasons only),
  * per layer the files added/changed/removed with unified diffs of non-secret files (keys and
  * credentials only "changed"), the agent, the Terraform plan's resources. Pure.
  */
-export function formatChangeSet(cs: ChangeSet, opts: { terraformText?: string } = {}): string {
+export function formatChangeSet(cs: ChangeSetView, opts: { terraformText?: string } = {}): string {
   const out: string[] = [];
   out.push(`# change set of ${cs.environment} (account ${cs.account})`);
   out.push('', '## bootstrap');

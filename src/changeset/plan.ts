@@ -48,6 +48,15 @@ export interface ChangeSet {
   restored?: RestoredCopy;
 }
 
+/**
+ * A change set without its live Terraform working directory: what the printout, the
+ * confirmation and a saved plan need (a saved plan's Terraform is attached after the
+ * confirmation).
+ */
+export type ChangeSetView = Omit<ChangeSet, 'terraform'> & {
+  terraform?: Omit<NonNullable<ChangeSet['terraform']>, 'tf'>;
+};
+
 /** One layer's publish against the bucket's current index. */
 export interface LayerChange {
   layer: Layer;
@@ -269,7 +278,7 @@ async function planFrom(
 }
 
 /** true when applying the change set would change anything. */
-export function hasChanges(cs: ChangeSet): boolean {
+export function hasChanges(cs: ChangeSetView): boolean {
   return (
     cs.bootstrap.length > 0 ||
     cs.pki.writes.length > 0 ||
@@ -288,7 +297,7 @@ export function hasChanges(cs: ChangeSet): boolean {
  * Terraform plan destroys or replaces a resource or the secure layer's static pods change;
  * "yes-no" otherwise.
  */
-export function confirmationFor(cs: ChangeSet): 'yes-no' | 'type-back' {
+export function confirmationFor(cs: ChangeSetView): 'yes-no' | 'type-back' {
   if (cs.environment.startsWith('play-')) return 'yes-no';
   const destroys = cs.terraform?.resources.some((r) => r.actions.includes('delete')) ?? false;
   const secure = cs.layers.find((l) => l.layer === 'secure');
@@ -304,7 +313,7 @@ export function confirmationFor(cs: ChangeSet): 'yes-no' | 'type-back' {
 }
 
 /** The change set for machines (`run --plan --json`): no key or file content, diffs of non-secret files only. */
-export function changeSetJson(cs: ChangeSet): unknown {
+export function changeSetJson(cs: ChangeSetView): unknown {
   return {
     environment: cs.environment,
     account: cs.account,

@@ -1,6 +1,7 @@
 import { bootstrap } from '../aws/bootstrap.js';
 import {
   type ChangeSet,
+  type ChangeSetView,
   changeSetJson,
   confirmationFor,
   hasChanges,
@@ -45,6 +46,10 @@ export interface RunOptions {
   exitCode?: boolean;
   /** print Terraform's full plan text too */
   diff?: boolean;
+  /** with --plan: save the change set, encrypted, to this file (for `--apply`) */
+  out?: string;
+  /** apply the change set saved in this file by `--plan --out`, or refuse a stale one */
+  apply?: string;
   /** bootstrap, PKI, render and publish only */
   skipTerraform?: boolean;
   /**
@@ -63,7 +68,7 @@ export interface RunOptions {
 }
 
 /** Times a step and prints it as progress on stderr: `==> name` … `    done in 1.2 s`. */
-async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+export async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   log.step(name);
   const t0 = performance.now();
   const r = await fn();
@@ -92,6 +97,21 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
   if (o.confirm !== undefined && o.confirm !== o.env)
     throw new UserError(`--confirm ${o.confirm} does not match the environment ${o.env}`);
   if (o.exitCode && !o.plan) throw new UserError('--exit-code goes with --plan');
+  if (o.out !== undefined && !o.plan) throw new UserError('--out goes with --plan (run --plan --out FILE)');
+  if (o.apply !== undefined) {
+    const bad = (['plan', 'out', 'json', 'diff', 'skipTerraform'] as const).filter(
+      (k) => o[k] !== undefined && o[k] !== false,
+    );
+    if (bad.length)
+      throw new UserError(
+        `--apply FILE applies a saved plan as it is: it does not go with ${bad.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
+      );
+    // the file is read before any AWS request: a missing or unreadable one is bad input
+    const { readSavedPlanBytes } = await import('../changeset/saved.js');
+    const bytes = await readSavedPlanBytes(o.apply);
+    return applySavedPlan(o, context, o.apply, bytes);
+  }
+  if (o.out !== undefined) await (await import('../changeset/saved.js')).assertWritableTarget(o.out);
   const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   let cs: ChangeSet | undefined;
   try {
@@ -105,6 +125,10 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     const snapState = (await stateStore.read()).state;
     assertNotDowngrade(snapState, toolkitVersion(), Boolean(o.allowDowngrade), stateStore.where);
     if (!o.plan) (await import('../upgrade/phases.js')).assertNoUpgradeInProgress(snapState.upgrade);
+    // a saved plan records the state object's version read before the plan: a state written
+    // while the plan runs makes it stale, never the other way round
+    const saved = o.out !== undefined ? await import('../changeset/saved.js') : undefined;
+    const stateVersionId = saved ? await saved.stateVersion(ctx) : null;
     cs = await step('plan: bootstrap, PKI, layers, agent, terraform, policy', () =>
       planRun(ctx, { skipTerraform: Boolean(o.skipTerraform) }),
     );
@@ -121,6 +145,17 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
       await printPolicyReport(cs.policy, context.stdout);
     }
     assertPolicy(cs.policy);
+    if (saved && o.out !== undefined) {
+      const plan = await saved.savedPlanOf(ctx, cs, stateVersionId);
+      const bytes = await saved.writeSavedPlan(
+        o.out,
+        plan,
+        await saved.savedPlanKeys(ctx, plan.inputs.kmsKeyArn),
+      );
+      log.step(
+        `plan saved to ${displayPath(o.out)} (${bytes} bytes, encrypted with the environment's KMS key, mode 600): apply it with run -e ${cfg.name} --apply ${displayPath(o.out)}`,
+      );
+    }
     const secureChange = cs.layers.find(
       (l) => l.layer === 'secure' && l.generation > 0 && layerChanges(l) > 0,
     );
@@ -140,32 +175,12 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
       return o.plan ? ExitCode.ok : converge(ctx, o, 0);
     }
     if (o.plan) {
-      log.step(`${cfg.name}: plan only: nothing was written`);
+      log.step(
+        `${cfg.name}: plan only: nothing was written${o.out !== undefined ? ` but ${displayPath(o.out)}` : ''}`,
+      );
       return o.exitCode ? ExitCode.changesPending : ExitCode.ok;
     }
-    const how = confirmationFor(cs);
-    const hint = `for scripts: run -e ${cfg.name} --yes${how === 'type-back' ? ` --confirm ${cfg.name}` : ''}`;
-    // the plan is printed first (Terraform's habit), so a refusal without a TTY still shows
-    // what would change, and bad input (a template, a policy) is reported before this
-    if (!o.yes && !process.stdin.isTTY) {
-      throw new UserError('run would ask before applying, but stdin is not a terminal; nothing was changed', {
-        hint: `review with: run -e ${cfg.name} --plan; ${hint}`,
-      });
-    }
-    if (o.yes) {
-      if (how === 'type-back' && o.confirm !== cfg.name)
-        throw new UserError(
-          `this change destroys or replaces resources or changes the secure layer's static pods of ${cfg.name}: --yes also needs --confirm ${cfg.name}`,
-        );
-    } else if (how === 'type-back') {
-      await typeBackOrAbort(
-        `this change destroys or replaces resources or restarts control-plane static pods: type the environment name to apply it to ${cfg.name}`,
-        cfg.name,
-        hint,
-      );
-    } else {
-      await confirmOrAbort(`apply this change to ${cfg.name} (account ${ctx.identity.account})?`, hint);
-    }
+    await confirmApply(o, ctx, cs, `run -e ${cfg.name} --plan`);
     const secureGeneration = await applyRun(ctx, cs, {
       allowDowngrade: Boolean(o.allowDowngrade),
       rollout: o.rollout ?? 'staged',
@@ -176,6 +191,48 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     await cs?.terraform?.tf.dispose();
     await disposeRestore(cs?.restored);
     await ctx.close();
+  }
+}
+
+/**
+ * The one confirmation before an apply (README "run" step 3): `play-*` y/N; elsewhere, when
+ * the change destroys or replaces a resource or changes a live secure layer's static pods,
+ * the environment name typed back; `--yes` (with `--confirm ENV` for such a change) for
+ * scripts.
+ * @param review the command that shows the change again, for the hint
+ * @throws UserError (2) without a TTY and without --yes, or --yes without the needed
+ *   --confirm; AbortError (130) when declined
+ */
+export async function confirmApply(
+  o: Pick<RunOptions, 'yes' | 'confirm'>,
+  ctx: EnvContext,
+  cs: ChangeSetView,
+  review: string,
+  scripted = `run -e ${ctx.cfg.name} --yes`,
+): Promise<void> {
+  const { cfg } = ctx;
+  const how = confirmationFor(cs);
+  const hint = `for scripts: ${scripted}${how === 'type-back' ? ` --confirm ${cfg.name}` : ''}`;
+  // the plan is printed first (Terraform's habit), so a refusal without a TTY still shows
+  // what would change, and bad input (a template, a policy) is reported before this
+  if (!o.yes && !process.stdin.isTTY) {
+    throw new UserError('run would ask before applying, but stdin is not a terminal; nothing was changed', {
+      hint: `review with: ${review}; ${hint}`,
+    });
+  }
+  if (o.yes) {
+    if (how === 'type-back' && o.confirm !== cfg.name)
+      throw new UserError(
+        `this change destroys or replaces resources or changes the secure layer's static pods of ${cfg.name}: --yes also needs --confirm ${cfg.name}`,
+      );
+  } else if (how === 'type-back') {
+    await typeBackOrAbort(
+      `this change destroys or replaces resources or restarts control-plane static pods: type the environment name to apply it to ${cfg.name}`,
+      cfg.name,
+      hint,
+    );
+  } else {
+    await confirmOrAbort(`apply this change to ${cfg.name} (account ${ctx.identity.account})?`, hint);
   }
 }
 
@@ -415,7 +472,7 @@ async function newestBackup(ctx: EnvContext): Promise<{ at: string; key: string 
   return last ? { at: new Date(last.takenAtMs).toISOString(), key: last.key } : undefined;
 }
 
-async function converge(ctx: EnvContext, o: RunOptions, secureGeneration: number): Promise<number> {
+export async function converge(ctx: EnvContext, o: RunOptions, secureGeneration: number): Promise<number> {
   if (!o.wait) return 0;
   const timeoutS = Number(o.waitTimeout ?? 300);
   const { store } = await secretStore(ctx);
@@ -432,4 +489,122 @@ async function converge(ctx: EnvContext, o: RunOptions, secureGeneration: number
   if (r.converged < r.total) throw new TimeoutError(formatConvergence(r));
   log.step(formatConvergence(r));
   return 0;
+}
+
+/**
+ * `run --apply FILE`: applies exactly the change set `run --plan --out FILE` saved, or refuses
+ * it (README "run", "Saved plans"). In order:
+ * 1. decrypt and authenticate FILE (one KMS Decrypt with the saved plan's encryption context);
+ * 2. read what it was computed from (reads only): toolkit version, environment file,
+ *    bootstrap, the Terraform state object's VersionId, every layer's index, the working
+ *    copy, the agent bundle; any difference is a conflict, nothing applied;
+ * 3. evaluate the policy again over the saved Terraform plan (a waiver may have expired),
+ *    print the change set and the report; a refusal is exit 6;
+ * 4. the confirmation `run` asks for;
+ * 5. {@link applyRun} with the saved PKI writes, rendered files, layer plans (against the
+ *    indexes just read, with conditional writes) and the saved Terraform plan file
+ *    (`terraform apply FILE`: Terraform itself refuses it if the state moved meanwhile).
+ * @param bytes FILE's content, read before any AWS request
+ * @returns 0 (applied, or nothing to apply)
+ * @throws IntegrityError (4) for a changed, damaged or foreign FILE; ConflictError (3) for a
+ *   stale one (every reason listed); PolicyError (6); UserError (2) without a TTY and --yes;
+ *   AbortError (130) when declined; what {@link applyRun} throws
+ */
+export async function applySavedPlan(
+  o: RunOptions,
+  context: CommandContext,
+  file: string,
+  bytes: Buffer,
+): Promise<number> {
+  const ctx = await context.openEnvironment({ env: o.env, local: o.local });
+  const cleanup: (() => Promise<void>)[] = [];
+  try {
+    const { cfg } = ctx;
+    const { environmentState } = await import('../state/open.js');
+    const { assertNotDowngrade } = await import('../state/store.js');
+    const { toolkitVersion } = await import('../version.js');
+    const stateStore = await environmentState(ctx.aws, cfg.name, ctx.names);
+    const snapState = (await stateStore.read()).state;
+    assertNotDowngrade(snapState, toolkitVersion(), Boolean(o.allowDowngrade), stateStore.where);
+    // as run: refused while an upgrade is unfinished
+    (await import('../upgrade/phases.js')).assertNoUpgradeInProgress(snapState.upgrade);
+    const saved = await import('../changeset/saved.js');
+    const { staleReasons } = await import('../changeset/saved-format.js');
+    const plan = await step(`open the saved plan ${displayPath(file)}`, async () => {
+      const p = await saved.openSavedPlanFile(ctx, file, bytes);
+      log.info(`made ${p.createdAt} by kube-platform ${p.inputs.toolkitVersion}`);
+      return p;
+    });
+    const now = await step('check that nothing the plan was computed from has changed', async () => {
+      const { secretStore } = await import('../context/environment.js');
+      const key = plan.inputs.kmsKeyArn;
+      const { store } = await secretStore(ctx, key);
+      return saved.currentInputs(ctx, store);
+    });
+    const stale = staleReasons(plan.inputs, now.inputs);
+    if (stale.length)
+      throw new ConflictError(`${displayPath(file)} is stale: ${stale.join('; ')}; nothing was applied`, {
+        hint: `make a new one: run -e ${cfg.name} --plan --out ${displayPath(file)}`,
+      });
+    const { evaluatePolicy } = await import('../policy/index.js');
+    const { assertPolicy, policyInputFor, printPolicyReport } = await import('./policy.js');
+    const planJson = plan.changes.terraform?.planJson;
+    const policy = evaluatePolicy(
+      await policyInputFor(cfg, {
+        ...(planJson !== null && planJson !== undefined ? { plan: planJson } : {}),
+        account: ctx.identity.account,
+        kmsKeyArn: plan.inputs.kmsKeyArn,
+      }),
+      { waivers: cfg.waivers },
+    );
+    const view = saved.changeSetOfSaved(plan, now, policy);
+    const { formatChangeSet } = await import('../changeset/format.js');
+    const { hasChanges } = await import('../changeset/plan.js');
+    context.stdout.write(formatChangeSet(view));
+    context.stdout.write('\n## policy\n');
+    await printPolicyReport(policy, context.stdout);
+    assertPolicy(policy);
+    if (!hasChanges(view)) {
+      log.step(`${cfg.name}: the saved plan has no changes; nothing to apply`);
+      return ExitCode.ok;
+    }
+    await confirmApply(
+      o,
+      ctx,
+      view,
+      `run -e ${cfg.name} --plan`,
+      `run -e ${cfg.name} --apply ${displayPath(file)} --yes`,
+    );
+    let cs: ChangeSet;
+    const { terraform, ...rest } = view;
+    if (terraform) {
+      const extracted = (await saved.extractTerraformPlan(plan))!;
+      cleanup.push(extracted.dispose);
+      const { platformTerraform } = await import('../context/terraform.js');
+      const tf = terraform.summary.changes
+        ? await step('terraform init', () =>
+            platformTerraform(ctx, {
+              kmsKeyArn: plan.inputs.kmsKeyArn,
+              sshPublicKey: plan.changes.pki.sshPublicKey,
+            }),
+          )
+        : undefined;
+      cs = tf
+        ? {
+            ...rest,
+            terraform: { ...terraform, summary: { ...terraform.summary, planFile: extracted.planFile }, tf },
+          }
+        : rest;
+    } else cs = rest;
+    const secureGeneration = await applyRun(ctx, cs, {
+      allowDowngrade: Boolean(o.allowDowngrade),
+      rollout: o.rollout ?? 'staged',
+      rolloutTimeoutS: Number(o.rolloutTimeout ?? 300),
+    });
+    log.step(`${cfg.name}: the saved plan ${displayPath(file)} was applied`);
+    return converge(ctx, o, secureGeneration);
+  } finally {
+    for (const c of cleanup) await c();
+    await ctx.close();
+  }
 }

@@ -22,6 +22,18 @@ export const runSpec = defineCommand<RunOptions>({
       .addOption(new Option('--json', 'print the change set as JSON on stdout'))
       .addOption(new Option('--exit-code', 'with --plan: exit 7 when changes are pending, 0 when none'))
       .addOption(new Option('--diff', "print Terraform's full plan too"))
+      .addOption(
+        new Option(
+          '--out <file>',
+          'with --plan: save the change set (encrypted with the environment KMS key, mode 600) for run --apply',
+        ),
+      )
+      .addOption(
+        new Option(
+          '--apply <file>',
+          'apply exactly the change set saved by run --plan --out, or refuse it (exit 3) if anything it was computed from changed',
+        ),
+      )
       .addOption(new Option('--skip-terraform', 'bootstrap, render and publish only'))
       .addOption(
         new Option(
@@ -56,13 +68,15 @@ export const runSpec = defineCommand<RunOptions>({
   example: [
     'run -e prod --plan',
     'run -e prod --plan --json --exit-code',
+    'run -e prod --plan --out prod.plan && run -e prod --apply prod.plan',
     'run -e play-alice --yes',
     'run -e prod --yes --confirm prod --wait',
     'run -e play-alice --yes --rollout all-at-once',
   ],
   exitCodes: [
     ...STD_EXIT,
-    '3 conflict: a layer, the local files or the Terraform state moved since the plan; nothing more applied',
+    '3 conflict: a layer, the local files or the Terraform state moved since the plan (--apply: the saved plan is stale); nothing more applied',
+    '4 --apply FILE: the file was changed, is damaged or belongs to another environment; nothing applied',
     '6 refused by policy (rule, resource and attribute named); nothing written',
     '7 --plan --exit-code: changes are pending',
     '5 --wait timed out: not every master converged (named)',
