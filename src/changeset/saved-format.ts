@@ -87,6 +87,8 @@ const savedPlanSchema = z.object({
       expiring: z.array(z.object({ path: z.string(), notAfter: z.string(), daysLeft: z.number() })),
       outdated: z.array(z.object({ path: z.string(), differences: z.array(z.string()) })),
       sshPublicKey: z.string(),
+      /** each CA's certificate (PEM, public) as after the apply */
+      caCertificates: z.record(z.string(), z.string()),
       now: z.string(),
       warnDays: z.number(),
     }),

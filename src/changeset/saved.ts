@@ -13,6 +13,7 @@ import { sha256 } from '../secrets/envelope.js';
 import { KmsKeyService } from '../secrets/keyring.js';
 import { isLayer, isSafePath, LAYERS, type Layer } from '../secrets/layers.js';
 import { readLayerDir } from '../secrets/local.js';
+import type { PkiChanges } from '../secrets/pki/ensure.js';
 import { readIndexForPublish, readSeen } from '../secrets/seen.js';
 import type { IndexSnapshot, SecretStore } from '../secrets/store.js';
 import type { ChangeSet, ChangeSetView, LayerChange } from './plan.js';
@@ -117,6 +118,7 @@ export async function savedPlanOf(
         })),
         outdated: cs.pki.outdated,
         sshPublicKey: cs.pki.sshPublicKey,
+        caCertificates: cs.pki.caCertificates,
         now: cs.pki.now.toISOString(),
         warnDays: cs.pki.warnDays,
       },
@@ -285,6 +287,7 @@ export function changeSetOfSaved(saved: SavedPlan, now: CurrentInputs, policy: P
       root: secretsDir(saved.environment),
       now: new Date(c.pki.now),
       expiring: c.pki.expiring.map((e) => ({ ...e, notAfter: new Date(e.notAfter) })),
+      caCertificates: c.pki.caCertificates as PkiChanges['caCertificates'],
     },
     rendered: c.rendered,
     layers,

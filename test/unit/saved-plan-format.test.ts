@@ -78,6 +78,7 @@ const plan: SavedPlan = {
       managed: ['locked/pki/new.key'],
       expiring: [],
       outdated: [],
+      caCertificates: { kubernetes: `${'-'.repeat(5)}BEGIN CERTIFICATE${'-'.repeat(5)}\nMIIB\n` },
       sshPublicKey: 'ssh-ed25519 AAAA prod\n',
       now: '2026-12-02T17:00:00.000Z',
       warnDays: 30,
