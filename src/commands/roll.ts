@@ -70,8 +70,8 @@ export interface RollCommandOptions {
  * server's etcd client certificate; plain http endpoints take none.
  * @throws UserError for a malformed endpoint or a TLS file that does not exist
  */
-async function rollBackups(
-  o: RollCommandOptions,
+export async function rollBackups(
+  o: Pick<RollCommandOptions, 'etcdEndpoint' | 'etcdCacert' | 'etcdCert' | 'etcdKey'>,
   env: string,
   store: import('../backup/store.js').BackupStore,
 ): Promise<RollBackups> {
