@@ -158,8 +158,21 @@ export async function reportedLeader(store: SecretStore): Promise<string | null>
  *   (with --on-drain-timeout fail), a replacement or a validation runs out of time;
  *   AbortError (exit 130) when interrupted — the journal is kept, a rerun resumes
  */
-export async function runRoll(d: RollDeps, o: RollOptions, plan: Replacement[]): Promise<RollReport> {
+export async function runRoll(d: RollDeps, o: RollOptions, given: Replacement[]): Promise<RollReport> {
+  let plan = given;
   const base = await d.state.read();
+  // a resumed roll finishes the targets it started with: the plan made now may also list
+  // the replacements the interrupted run already launched (with --force every instance is
+  // listed), and taking those as targets made them "known", never a replacement to wait for
+  const pending = base.state.operation;
+  if (pending && pending.kind === 'roll' && pending.layer === o.layer) {
+    const later = plan.filter((r) => !pending.targets.includes(r.instanceId));
+    if (later.length)
+      log.info(
+        `not part of the interrupted roll, left for the next one: ${later.map((r) => r.instanceId).join(', ')}`,
+      );
+    plan = plan.filter((r) => pending.targets.includes(r.instanceId));
+  }
   const begun = beginOperation(base.state, {
     kind: 'roll',
     layer: o.layer,

@@ -160,7 +160,8 @@ export async function startAgent(
   const dir = path.join(h.work, host.ns, 'agent');
   await mkdir(path.join(dir, 'manifests'), { recursive: true });
   await mkdir(path.join(dir, 'state'), { recursive: true });
-  const env = h.claimEnv(host, o.stubBin);
+  // the agent asks IMDS for its instance id (the double answers by source address)
+  const env = { ...h.claimEnv(host, o.stubBin), AWS_EC2_METADATA_DISABLED: 'false' };
   const p = await h.spawnOnHost(
     host,
     `agent-${m.tag}-${host.member}`,
@@ -435,7 +436,13 @@ export class MasterCloud {
     while (!fresh) {
       const all = await describeFleetInstances(this.aws, this.m.cfg.name);
       const known = new Set([...this.m.hosts.map((x) => x.instance.id), ...this.events.map((e) => e.old)]);
-      const n = all.find((x) => x.asg === asg && x.state === 'running' && !known.has(x.instanceId));
+      // the member's ASG's new instance (its EtcdMember tag propagated from the ASG)
+      const n = all.find(
+        (x) =>
+          (x.asg === asg || x.etcdMember === host.member) &&
+          x.state === 'running' &&
+          !known.has(x.instanceId),
+      );
       if (n) {
         const d = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [n.instanceId] }));
         const inst = d.Reservations![0]!.Instances![0]!;

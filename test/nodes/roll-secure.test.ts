@@ -10,7 +10,6 @@ import { backupStore } from '../../src/context/environment.js';
 import { AbortError, ConflictError } from '../../src/errors.js';
 import { readLayerStatuses } from '../../src/fleet/convergence.js';
 import { setLogSink } from '../../src/log.js';
-import type { RollBackups } from '../../src/roll/snapshot.js';
 import {
   computeRollPlan,
   type RollDeps,
@@ -18,6 +17,7 @@ import {
   reportedLeader,
   runRoll,
 } from '../../src/roll/runner.js';
+import type { RollBackups } from '../../src/roll/snapshot.js';
 import type { SecretStore } from '../../src/secrets/store.js';
 import { type ClusterStateStore, openClusterState } from '../../src/state/store.js';
 import { toolkitVersion } from '../../src/version.js';
@@ -163,7 +163,9 @@ beforeAll(async () => {
     process.env[k] = v;
   }
   restoreLog = setLogSink((l) => {
-    logLines.push(`${new Date().toISOString()} ${l}`);
+    const line = `${new Date().toISOString()} ${l}`;
+    logLines.push(line);
+    process.stderr.write(`${line}\n`);
   });
   stubBin = path.join(work, 'bin');
   await mkdir(stubBin);
