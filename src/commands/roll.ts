@@ -1,7 +1,13 @@
+import { existsSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { AwsClients } from '../aws/clients.js';
+import { takeBackup } from '../backup/backup.js';
+import { etcdctlSource } from '../backup/etcdctl.js';
+import { endpointOf } from '../backup/node-command.js';
+import { parseBackupKey } from '../backup/store.js';
 import type { CommandContext } from '../context/command.js';
-import { secretStore } from '../context/environment.js';
+import { backupStore, secretStore } from '../context/environment.js';
 import { UserError } from '../errors.js';
 import { kubeApiFrom } from '../kube/api.js';
 import { log } from '../log.js';
@@ -9,6 +15,7 @@ import { secretsDir } from '../paths.js';
 import { confirmOrAbort } from '../prompt.js';
 import { type Replacement, ROLL_LAYERS, type RollLayer } from '../roll/plan.js';
 import { computeRollPlan, reportedLeader, runRoll } from '../roll/runner.js';
+import type { RollBackups } from '../roll/snapshot.js';
 import { envSshPaths } from '../ssh/config.js';
 import { consoleHostKeys } from '../ssh/inventory.js';
 import { fingerprint } from '../ssh/known-hosts.js';
@@ -79,6 +86,63 @@ export interface RollCommandOptions {
   /** seconds between polls while waiting @default 5 */
   poll: string | number;
   allowDowngrade?: boolean;
+  /**
+   * masters: a route to one etcd member's client URL (e.g. an ssh tunnel through the bastion,
+   * https://127.0.0.1:2379), through which the toolkit takes the snapshots of the roll; without
+   * it a snapshot at most 60 s old must already be in the bucket
+   */
+  etcdEndpoint?: string;
+  /** @default secrets/<env>/secure/pki/etcd/ca.crt */
+  etcdCacert?: string;
+  /** @default secrets/<env>/secure/pki/apiserver-etcd-client.crt (the API server's etcd client) */
+  etcdCert?: string;
+  /** @default secrets/<env>/secure/pki/apiserver-etcd-client.key */
+  etcdKey?: string;
+}
+
+/**
+ * The snapshot side of `roll secure`: the bucket's listing, and — with `--etcd-endpoint` —
+ * `etcdctl snapshot save` through it, sealed, uploaded and verified as `etcd-backup now` does
+ * (src/backup/backup.ts). TLS files default to the working copy's etcd CA and the API
+ * server's etcd client certificate; plain http endpoints take none.
+ * @throws UserError for a malformed endpoint or a TLS file that does not exist
+ */
+export async function rollBackups(
+  o: Pick<RollCommandOptions, 'etcdEndpoint' | 'etcdCacert' | 'etcdCert' | 'etcdKey'>,
+  env: string,
+  store: import('../backup/store.js').BackupStore,
+): Promise<RollBackups> {
+  const list = () => store.list();
+  if (!o.etcdEndpoint) return { list };
+  const https = o.etcdEndpoint.startsWith('https://');
+  const pki = path.join(secretsDir(env), 'secure', 'pki');
+  const files = {
+    cacert: o.etcdCacert ?? path.join(pki, 'etcd', 'ca.crt'),
+    cert: o.etcdCert ?? path.join(pki, 'apiserver-etcd-client.crt'),
+    key: o.etcdKey ?? path.join(pki, 'apiserver-etcd-client.key'),
+  };
+  if (https) {
+    for (const [flag, file] of Object.entries(files)) {
+      if (!existsSync(file)) {
+        throw new UserError(`--etcd-${flag} ${file}: no such file`, {
+          hint: `fetch-secrets -e ${env} brings the working copy's PKI; or give --etcd-${flag}`,
+        });
+      }
+    }
+  }
+  const endpoint = endpointOf({
+    endpoint: o.etcdEndpoint,
+    ...(https ? { cacert: files.cacert, cert: files.cert, key: files.key } : {}),
+  });
+  return {
+    list,
+    route: `--etcd-endpoint ${o.etcdEndpoint}`,
+    take: async () => {
+      const r = await takeBackup(store, etcdctlSource(endpoint), { member: 'pre-roll' });
+      const parsed = parseBackupKey(r.key);
+      return { key: r.key, takenAtMs: parsed?.takenAtMs ?? Date.now() };
+    },
+  };
 }
 
 function seconds(flag: string, v: string | number, min: number, max: number): number {
@@ -95,8 +159,11 @@ function seconds(flag: string, v: string | number, min: number, max: number): nu
  * with the reason and changes nothing. Otherwise asks (or --yes), then replaces them as
  * src/roll/runner.ts describes, holding the operation in the cluster state's journal.
  * @returns 0 when every target was replaced (or nothing needed it)
+ * Masters: with `--etcd-endpoint` a snapshot is taken before the roll starts and whenever
+ * the newest is over 60 s old when a master is about to go (src/roll/snapshot.ts).
  * @throws UserError (2) for a bad layer or flag; ConflictError (3) when another operation
- *   holds the cluster state or the quorum gate refuses; TimeoutError (5) when a drain,
+ *   holds the cluster state, the quorum gate refuses, or no snapshot at most 60 s old is
+ *   there and none can be taken; TimeoutError (5) when a drain,
  *   replacement or validation ran out of time; AbortError (130) when declined or interrupted
  */
 export async function rollCommand(o: RollCommandOptions, context: CommandContext): Promise<number> {
@@ -171,6 +238,7 @@ export async function rollCommand(o: RollCommandOptions, context: CommandContext
         ? undefined
         : await kubeApiFrom((await loadKubeconfig(o.kubeconfig, secretsDir(env), store)).text);
     if (kube) await kube.readyz();
+    const backups = layer === 'secure' ? await rollBackups(o, env, await backupStore(ctx)) : undefined;
     const controller = new AbortController();
     const onSigint = () => {
       log.warn('interrupted: recording it in the journal (run roll again to resume)');
@@ -186,6 +254,7 @@ export async function rollCommand(o: RollCommandOptions, context: CommandContext
           store,
           state: stateStore,
           ...(kube ? { kube } : {}),
+          ...(backups ? { backups } : {}),
           owner: { arn: ctx.identity.arn, host: os.hostname(), pid: process.pid },
           validate: async () => {
             const r = await validateLoop({

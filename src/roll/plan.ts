@@ -85,32 +85,75 @@ export interface MemberView {
   status: NodeStatus | undefined;
 }
 
+/** How fresh the masters' reports must be for the quorum gate. */
+export interface GateFreshness {
+  /** seconds a health report may be old @default 180 (three of the agent's default 60 s heartbeats) */
+  maxAgeS?: number;
+  /**
+   * reports taken at or before this time are stale whatever their age: the previous master
+   * termination of the roll (a report from before it says nothing about the cluster since)
+   */
+  notBefore?: Date | null;
+}
+
+/**
+ * The members whose etcd health report is missing or stale: older than `maxAgeS`, or taken
+ * at or before `notBefore`. Each entry names the member and why.
+ */
+export function staleReports(members: MemberView[], now: Date, f: GateFreshness = {}): string[] {
+  return stale(members, now, f).map((s) => s.why);
+}
+
+function stale(members: MemberView[], now: Date, f: GateFreshness): { instanceId: string; why: string }[] {
+  const maxAgeS = f.maxAgeS ?? 180;
+  const out: { instanceId: string; why: string }[] = [];
+  const push = (m: MemberView, why: string) =>
+    out.push({ instanceId: m.instanceId, why: `${memberName(m)}: ${why}` });
+  for (const m of members) {
+    const e = m.status?.health?.etcd;
+    if (!e) {
+      push(m, 'no health report');
+      continue;
+    }
+    const at = Date.parse(e.checkedAt);
+    const age = (now.getTime() - at) / 1000;
+    if (!Number.isFinite(at) || age > maxAgeS) push(m, `health report ${Math.round(age)} s old`);
+    else if (f.notBefore && at <= f.notBefore.getTime())
+      push(
+        m,
+        `health report from ${e.checkedAt}, not after the previous termination at ${f.notBefore.toISOString()}`,
+      );
+  }
+  return out;
+}
+
+const memberName = (m: MemberView) => `${m.member ? `${m.member} (${m.instanceId})` : m.instanceId}`;
+
 /**
  * The gate before taking a master down (issue 13; etcd-manager pkg/controller: no change
- * unless every member is healthy): every member reports healthy within `maxAgeS`, one
- * reports being the leader, and the members left healthy with `target` down still form a
- * quorum of the cluster.
+ * unless every member is healthy): every member reports healthy in a fresh report (see
+ * {@link GateFreshness}: within `maxAgeS`, and taken after the previous termination of the
+ * roll — an older report was accepted before, so a member that failed since the last
+ * master went down passed the gate on the strength of what it said before), one reports
+ * being the leader, and the members left healthy with `target` down still form a quorum of
+ * the cluster.
  * @returns undefined when the master may go; otherwise why not, naming the member
  */
 export function quorumGate(
   members: MemberView[],
   target: string,
   now: Date,
-  maxAgeS = 180,
+  freshness: GateFreshness = {},
 ): string | undefined {
   const n = members.length;
-  const name = (m: MemberView) => `${m.member ? `${m.member} (${m.instanceId})` : m.instanceId}`;
-  const unhealthy: string[] = [];
+  const old = stale(members, now, freshness);
+  const unhealthy = old.map((s) => s.why);
+  const staleIds = new Set(old.map((s) => s.instanceId));
   let leaders = 0;
   for (const m of members) {
     const e = m.status?.health?.etcd;
-    if (!e) {
-      unhealthy.push(`${name(m)}: no health report`);
-      continue;
-    }
-    const age = (now.getTime() - Date.parse(e.checkedAt)) / 1000;
-    if (age > maxAgeS) unhealthy.push(`${name(m)}: health report ${Math.round(age)} s old`);
-    else if (!e.healthy) unhealthy.push(`${name(m)}: unhealthy (${e.reason || 'no reason given'})`);
+    if (!e || staleIds.has(m.instanceId)) continue;
+    if (!e.healthy) unhealthy.push(`${memberName(m)}: unhealthy (${e.reason || 'no reason given'})`);
     else if (e.isLeader) leaders++;
   }
   if (unhealthy.length)

@@ -23,13 +23,14 @@ import {
   recordStep,
   stepsOf,
 } from '../state/journal.js';
-import type { Operation, StepAction } from '../state/schema.js';
+import type { ClusterState, Operation, StepAction } from '../state/schema.js';
 import type { ClusterStateStore } from '../state/store.js';
 import { nodeOf } from '../validate/checks.js';
 import type { ValidateResult } from '../validate/run.js';
 import { drainNode } from './drain.js';
 import { JournalWriter } from './journal-writer.js';
-import { planRoll, quorumGate, type Replacement, type RollLayer } from './plan.js';
+import { planRoll, quorumGate, type Replacement, type RollLayer, staleReports } from './plan.js';
+import { type RollBackups, snapshotGate, takeRollSnapshot } from './snapshot.js';
 
 /**
  * The rolling replacement itself (issue 13 items 2 and 3): takes the plan, holds the
@@ -39,8 +40,10 @@ import { planRoll, quorumGate, type Replacement, type RollLayer } from './plan.j
  * Per instance:
  *   workers  cordon → drain (PDB-aware) → terminate without decrementing the ASG → the
  *            replacement InService and its Node Ready → validate twice
- *   masters  strictly one at a time: the quorum gate (every member healthy, a leader, quorum
- *            holds with this one down) → terminate → the old instance `terminated`, the
+ *   masters  a snapshot first (src/roll/snapshot.ts), then strictly one at a time: the quorum
+ *            gate on fresh reports (every member healthy in a report taken after the previous
+ *            termination, a leader, quorum holds with this one down) → the snapshot gate (one
+ *            at most 60 s old, taken now when needed) → terminate → the old instance `terminated`, the
  *            member's ENI and volume `available` (kops#4128) → claimed by the replacement →
  *            its agent at the current generation and its etcd member healthy → validate twice
  *   bastion  terminate → replacement InService (its host key re-pinned from its console output (commands/roll.ts, ssh/repin.ts))
@@ -60,6 +63,8 @@ export interface RollDeps {
   /** validates the cluster twice (validateLoop with wait and count 2) */
   validate: () => Promise<ValidateResult>;
   isAlive?: (pid: number) => boolean;
+  /** etcd snapshots (masters: required; the snapshot gate refuses without a fresh one) */
+  backups?: RollBackups;
 }
 
 export interface RollOptions {
@@ -84,6 +89,13 @@ export interface RollOptions {
   heartbeatS?: number;
   /** seconds after which a silent holder may be taken over @default 300 */
   leaseS?: number;
+  /**
+   * masters: seconds to wait for every master's report to be fresh (taken after the
+   * previous termination, within `reportMaxAgeS`) before the quorum gate refuses @default 180
+   */
+  freshWaitS?: number;
+  /** masters: seconds a health report may be old for the quorum gate @default 180 */
+  reportMaxAgeS?: number;
 }
 
 /** What the roll did. */
@@ -146,8 +158,21 @@ export async function reportedLeader(store: SecretStore): Promise<string | null>
  *   (with --on-drain-timeout fail), a replacement or a validation runs out of time;
  *   AbortError (exit 130) when interrupted — the journal is kept, a rerun resumes
  */
-export async function runRoll(d: RollDeps, o: RollOptions, plan: Replacement[]): Promise<RollReport> {
+export async function runRoll(d: RollDeps, o: RollOptions, given: Replacement[]): Promise<RollReport> {
+  let plan = given;
   const base = await d.state.read();
+  // a resumed roll finishes the targets it started with: the plan made now may also list
+  // the replacements the interrupted run already launched (with --force every instance is
+  // listed), and taking those as targets made them "known", never a replacement to wait for
+  const pending = base.state.operation;
+  if (pending && pending.kind === 'roll' && pending.layer === o.layer) {
+    const later = plan.filter((r) => !pending.targets.includes(r.instanceId));
+    if (later.length)
+      log.info(
+        `not part of the interrupted roll, left for the next one: ${later.map((r) => r.instanceId).join(', ')}`,
+      );
+    plan = plan.filter((r) => pending.targets.includes(r.instanceId));
+  }
   const begun = beginOperation(base.state, {
     kind: 'roll',
     layer: o.layer,
@@ -198,6 +223,16 @@ export async function runRoll(d: RollDeps, o: RollOptions, plan: Replacement[]):
   const claimed = new Set<string>(Object.values(op().replacements));
 
   try {
+    if (o.layer === 'secure') {
+      if (!d.backups) throw new ConflictError('refusing to roll the masters: no access to the etcd backups');
+      // the toolkit's snapshot before every roll secure (issue 14 item 3), when it has a route
+      const s = await takeRollSnapshot(d.backups, `before roll ${o.layer}`);
+      if (s) await journal.apply((st) => recordBackup(st, s));
+      else
+        log.info(
+          'no route to an etcd member (--etcd-endpoint): each master waits for a snapshot at most 60 s old',
+        );
+    }
     const todo = targets.filter((t) => {
       const s = stepsOf(op(), t.instanceId);
       return !s.has('done') && !s.has('drain-skipped');
@@ -293,12 +328,20 @@ async function replaceOne(
   if (!steps.has('terminate')) {
     const state = await instanceState(d.aws, t.instanceId);
     if (state === 'running' || state === 'pending') {
-      if (o.layer === 'secure') await gate(d, t);
+      if (o.layer === 'secure') await gate(d, o, t, c);
       if (o.layer !== 'bastion' && d.kube) {
         const skipped = await cordonAndDrain(d, o, t, c, who);
         if (skipped) return 'skipped';
       }
-      if (o.layer === 'secure') await gate(d, t); // the drain took time: check again right before
+      if (o.layer === 'secure') {
+        await gate(d, o, t, c); // the drain took time: check again right before
+        const g = await snapshotGate(d.backups!, who);
+        if (g.taken)
+          await c.journal.apply((st) =>
+            recordBackup(st, { key: g.snapshot.key, takenAtMs: g.snapshot.takenAtMs }),
+          );
+        else log.info(`${who}: etcd snapshot ${g.snapshot.key} is fresh (at most 60 s old)`);
+      }
       const asgNow = (await describeFleetAsgs(d.aws, d.environment)).find((g) => g.name === t.asg);
       await c.step(
         t.instanceId,
@@ -492,21 +535,54 @@ async function cordonAndDrain(
   );
 }
 
-async function gate(d: RollDeps, t: Replacement): Promise<void> {
-  const [statuses, instances] = await Promise.all([
-    readLayerStatuses(d.store, 'secure'),
-    describeFleetInstances(d.aws, d.environment),
-  ]);
-  const masters = instances.filter((i) => i.layer === 'secure' && i.state === 'running');
-  const refusal = quorumGate(
-    masters.map((m) => ({
-      instanceId: m.instanceId,
-      member: m.etcdMember,
-      status: statuses.get(m.instanceId),
-    })),
-    t.instanceId,
-    new Date(),
-  );
+/** The cluster state with `s` as its last backup (when newer than the one recorded). */
+function recordBackup(st: ClusterState, s: { key: string; takenAtMs: number }): ClusterState {
+  const at = new Date(s.takenAtMs).toISOString();
+  if (st.lastBackup && Date.parse(st.lastBackup.at) >= s.takenAtMs) return st;
+  return { ...st, lastBackup: { at, key: s.key } };
+}
+
+/** The time of the latest termination the operation recorded, other than `target`'s. */
+function previousTermination(op: Operation, target: string): Date | null {
+  let last: number | null = null;
+  for (const s of op.steps) {
+    if (s.action !== 'terminate' || s.instanceId === target) continue;
+    const at = Date.parse(s.at);
+    if (last === null || at > last) last = at;
+  }
+  return last === null ? null : new Date(last);
+}
+
+/**
+ * The quorum gate on fresh reports: waits (up to `freshWaitS`) until every running master's
+ * report was taken after the previous termination of this operation and within
+ * `reportMaxAgeS`, then refuses at once on anything else (an unhealthy member, no leader,
+ * quorum lost with `t` down).
+ */
+async function gate(d: RollDeps, o: RollOptions, t: Replacement, c: Ctx): Promise<void> {
+  const notBefore = previousTermination(c.op(), t.instanceId);
+  const freshness = { notBefore, maxAgeS: o.reportMaxAgeS ?? 180 };
+  const deadline = Date.now() + (o.freshWaitS ?? 180) * 1000;
+  let said = false;
+  let refusal: string | undefined;
+  for (;;) {
+    const [statuses, instances] = await Promise.all([
+      readLayerStatuses(d.store, 'secure'),
+      describeFleetInstances(d.aws, d.environment),
+    ]);
+    const views = instances
+      .filter((i) => i.layer === 'secure' && i.state === 'running')
+      .map((m) => ({ instanceId: m.instanceId, member: m.etcdMember, status: statuses.get(m.instanceId) }));
+    const now = new Date();
+    const old = staleReports(views, now, freshness);
+    refusal = quorumGate(views, t.instanceId, now, freshness);
+    if (!old.length || Date.now() + o.pollS * 1000 > deadline) break;
+    if (!said) {
+      log.info(`${t.instanceId}: waiting for fresh etcd health reports (${old.join('; ')})`);
+      said = true;
+    }
+    await sleep(o.pollS * 1000, o.signal);
+  }
   if (refusal) {
     throw new ConflictError(`refusing to take down master ${t.instanceId}: ${refusal}`, {
       hint: 'bring every etcd member back to health first; validate names what is wrong',

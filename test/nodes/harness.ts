@@ -83,6 +83,8 @@ export interface Host {
   device: string;
   /** the subnet router's address, where the host reaches the local AWS */
   gateway: string;
+  /** the primary interface's name inside the host's namespace */
+  primaryIface: string;
 }
 
 /** What an environment's apply produced, read back from the local AWS. */
@@ -468,6 +470,7 @@ export class Harness {
         etcKubernetes,
         device,
         gateway: cidrHost(instance.subnetCidr, 1),
+        primaryIface: `${this.prefix}-${tag}p${i}`,
       });
     }
     await this.writeImdsMap();
@@ -506,9 +509,51 @@ export class Harness {
     return this.run('nsenter', ['-t', String(host.holder), '-m', '-n', '--', file, ...args], opts);
   }
 
-  /** Starts a long-running command on a host, its output in <work>/<name>.log. */
-  spawnOnHost(host: Host, name: string, file: string, args: string[]): Promise<BackgroundProcess> {
-    return this.spawn(name, 'nsenter', ['-t', String(host.holder), '-m', '-n', '--', file, ...args]);
+  /**
+   * Starts a long-running command on a host, its output in <work>/<name>.log (appended to);
+   * `env`: variables added to this process's environment.
+   */
+  spawnOnHost(
+    host: Host,
+    name: string,
+    file: string,
+    args: string[],
+    env?: Record<string, string>,
+  ): Promise<BackgroundProcess> {
+    return this.spawn(name, 'nsenter', ['-t', String(host.holder), '-m', '-n', '--', file, ...args], env);
+  }
+
+  /** Starts a long-running command in the router namespace, its output in <work>/<name>.log. */
+  spawnInRouter(name: string, file: string, args: string[]): Promise<BackgroundProcess> {
+    return this.spawn(name, 'ip', ['netns', 'exec', this.router, file, ...args]);
+  }
+
+  /**
+   * A replacement instance boots on `host` (the same test host: its member's ENI and volume
+   * are what carries the identity): the primary interface takes the new instance's MAC and
+   * address (same subnet, the ASG's), and the IMDS double answers for it.
+   */
+  async reassign(host: Host, instance: Instance): Promise<void> {
+    const ns = host.ns;
+    const dev = host.primaryIface;
+    await this.run('ip', ['-n', ns, 'addr', 'flush', 'dev', dev]);
+    await this.run('ip', ['-n', ns, 'link', 'set', dev, 'down']);
+    await this.run('ip', ['-n', ns, 'link', 'set', dev, 'address', instance.mac]);
+    await this.run('ip', [
+      '-n',
+      ns,
+      'addr',
+      'add',
+      `${instance.ip}/${prefixOf(instance.subnetCidr)}`,
+      'dev',
+      dev,
+    ]);
+    await this.run('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+    await this.run('ip', ['-n', ns, 'route', 'replace', 'default', 'via', cidrHost(instance.subnetCidr, 1)]);
+    delete this.imdsMap[host.instance.ip];
+    this.imdsMap[instance.ip] = { 'instance-id': instance.id, 'tags/instance/EtcdMember': instance.member };
+    await this.writeImdsMap();
+    host.instance = instance;
   }
 
   /** The environment the claim script gets on a host: the local AWS through the subnet's router. */

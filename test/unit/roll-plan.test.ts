@@ -1,7 +1,7 @@
 import type { FleetAsg, FleetInstance } from '../../src/aws/fleet.js';
 import type { KubeApi, PodInfo } from '../../src/kube/api.js';
 import { drainNode } from '../../src/roll/drain.js';
-import { planRoll, quorum, quorumGate } from '../../src/roll/plan.js';
+import { planRoll, quorum, quorumGate, staleReports } from '../../src/roll/plan.js';
 import type { NodeStatus } from '../../src/secrets/status.js';
 
 const inst = (id: string, o: Partial<FleetInstance> = {}): FleetInstance => ({
@@ -114,6 +114,31 @@ test('quorumGate: all healthy with a leader passes for 3; one down, no leader, s
   expect(quorumGate([ok[0]!], 'i-a', now)).toBe(
     'with i-a down, 0 of 1 members would be left, below the quorum of 1',
   );
+});
+
+test('quorumGate: a report taken before the previous termination is stale, however young (the roll accepted those before)', () => {
+  const terminatedAt = new Date(now.getTime() - 30_000);
+  const before = new Date(terminatedAt.getTime() - 20_000); // 50 s old: young enough for maxAgeS
+  const after = new Date(terminatedAt.getTime() + 10_000);
+  const members = [
+    { instanceId: 'i-a2', member: 'etcd-0', status: status(true, false, after) }, // the replacement
+    { instanceId: 'i-b', member: 'etcd-1', status: status(true, true, after) },
+    { instanceId: 'i-c', member: 'etcd-2', status: status(true, false, before) },
+  ];
+  // without the bound the stale report of etcd-2 passes, as it did before
+  expect(quorumGate(members, 'i-b', now)).toBeUndefined();
+  expect(quorumGate(members, 'i-b', now, { notBefore: terminatedAt })).toBe(
+    `etcd member not healthy: etcd-2 (i-c): health report from ${before.toISOString()}, not after the previous termination at ${terminatedAt.toISOString()}`,
+  );
+  expect(staleReports(members, now, { notBefore: terminatedAt })).toEqual([
+    `etcd-2 (i-c): health report from ${before.toISOString()}, not after the previous termination at ${terminatedAt.toISOString()}`,
+  ]);
+  // a tighter age bound refuses the same report on its age
+  expect(quorumGate(members, 'i-b', now, { maxAgeS: 40 })).toBe(
+    'etcd member not healthy: etcd-2 (i-c): health report 50 s old',
+  );
+  const fresh = members.map((m) => ({ ...m, status: status(true, m.instanceId === 'i-b', after) }));
+  expect(quorumGate(fresh, 'i-b', now, { notBefore: terminatedAt })).toBeUndefined();
 });
 
 test('drainNode: leaves DaemonSet and mirror pods, names the PDB on the first refusal, times out with the blocked pods', async () => {

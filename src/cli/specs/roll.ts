@@ -44,13 +44,38 @@ export const rollSpec = defineCommand<RollCommandOptions, Omit<RollCommandOption
         new Option('--validate-timeout <seconds>', 'how long each validation may wait').default('900'),
       )
       .addOption(new Option('--poll <seconds>', 'seconds between polls while waiting').default('5'))
-      .addOption(new Option('--allow-downgrade', 'act on a cluster state written by a newer toolkit')),
+      .addOption(new Option('--allow-downgrade', 'act on a cluster state written by a newer toolkit'))
+      .addOption(
+        new Option(
+          '--etcd-endpoint <url>',
+          'masters: a route to one etcd member (e.g. an ssh tunnel); the roll takes its snapshots through it',
+        ),
+      )
+      .addOption(
+        new Option('--etcd-cacert <file>', 'etcd CA (default: secrets/<env>/secure/pki/etcd/ca.crt)'),
+      )
+      .addOption(
+        new Option(
+          '--etcd-cert <file>',
+          'etcd client certificate (default: secrets/<env>/secure/pki/apiserver-etcd-client.crt)',
+        ),
+      )
+      .addOption(
+        new Option(
+          '--etcd-key <file>',
+          'its key (default: secrets/<env>/secure/pki/apiserver-etcd-client.key)',
+        ),
+      ),
   normalize: (flags, [layer]) => ({ ...flags, layer }),
   handler: async () => (await import('../../commands/roll.js')).rollCommand,
-  example: ['roll -e prod compute --plan', 'roll -e prod compute --yes', 'roll -e prod secure --yes'],
+  example: [
+    'roll -e prod compute --plan',
+    'roll -e prod compute --yes',
+    'roll -e prod secure --yes --etcd-endpoint https://127.0.0.1:2379',
+  ],
   exitCodes: [
     ...STD_EXIT,
-    '3 conflict: another operation holds the cluster state, or the etcd quorum gate refused (member named)',
+    '3 conflict: another operation holds the cluster state, the etcd quorum gate refused (member named), or no etcd snapshot at most 60 s old could be had',
     '5 a drain (--on-drain-timeout fail), a replacement or a validation timed out',
     '130 declined, or interrupted (the journal is kept: run roll again to resume)',
   ],
