@@ -348,7 +348,14 @@ test('roll secure replaces the 3 masters one at a time, interrupted and rerun: q
 
     // run again: it resumes, and waits for the replacement of the one already terminated
     logLines = [];
-    const report = await runRoll(deps(), options(new AbortController().signal), await plan());
+    const report = await runRoll(deps(), options(new AbortController().signal), await plan()).catch(
+      (x: unknown) => {
+        // what the stand-in for EC2 and the ASGs saw go wrong says why a replacement never came up
+        throw new Error(
+          `${(x as Error).message}\nstand-in errors: ${JSON.stringify(cloud.errors)}\nroll log:\n${logLines.join('\n')}`,
+        );
+      },
+    );
     rerunLog = logLines;
     expect(report.resumed).toBe(true);
     expect(rerunLog.join('\n')).toMatch(/its termination is in the journal; not terminating again/);
