@@ -49,14 +49,27 @@ export async function instanceId(
 /**
  * The node id: `given` (--node-id) when set, else the instance id from IMDSv2, else the host
  * name with a warning (a node off EC2, e.g. a test machine).
+ *
+ * IMDS is asked up to `attempts` times, `delaysMs` apart: a master whose first lookup missed
+ * (a slow boot, a CPU-starved host) would otherwise report under its host name for its whole
+ * life, and the roll's quorum gate and `validate`, which look for its instance id, would never
+ * see it. Not asked at all when AWS_EC2_METADATA_DISABLED=true.
+ * @param o.attempts @default 3 (worst case off EC2: about 3 × 2 s timeouts + 3 s of delays)
  */
 export async function resolveNodeId(
   given: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
+  o: { attempts?: number; delaysMs?: number[]; sleep?: (ms: number) => Promise<void> } = {},
 ): Promise<string> {
   if (given) return given;
-  const id = await instanceId(env);
-  if (id) return id;
+  const attempts = (env.AWS_EC2_METADATA_DISABLED ?? '').toLowerCase() === 'true' ? 1 : (o.attempts ?? 3);
+  const delays = o.delaysMs ?? [1000, 2000];
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (let i = 0; i < attempts; i++) {
+    if (i > 0) await sleep(delays[Math.min(i - 1, delays.length - 1)] ?? 1000);
+    const id = await instanceId(env);
+    if (id) return id;
+  }
   const host = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-');
   log.warn(`no instance metadata (IMDSv2) answered: reporting as node "${host}" (give --node-id to choose)`);
   return host;

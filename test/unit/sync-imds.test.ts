@@ -70,3 +70,49 @@ test('no IMDS: disabled, refused or not an instance id; the host name is the fal
     imds.close();
   }
 });
+
+test('a first IMDS lookup that misses is retried: the node reports under its instance id, not its host name', async () => {
+  // IMDS answers only from the second attempt on (a slow boot, a CPU-starved host)
+  let up = false;
+  const srv = http.createServer((req, res) => {
+    if (!up) {
+      res.statusCode = 503;
+      res.end();
+    } else if (req.method === 'PUT') res.end('tok');
+    else res.end('i-0123456789abcdef0');
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const endpoint = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  const slept: number[] = [];
+  const lines: string[] = [];
+  const restore = setLogSink((l) => lines.push(l));
+  try {
+    const id = await resolveNodeId(
+      undefined,
+      { AWS_EC2_METADATA_SERVICE_ENDPOINT: endpoint },
+      {
+        sleep: async (ms) => {
+          slept.push(ms);
+          up = true;
+        },
+      },
+    );
+    expect(id).toBe('i-0123456789abcdef0');
+    expect(slept).toEqual([1000]);
+    expect(lines).toEqual([]);
+    // never answering: 3 attempts, then the host name with the warning
+    up = false;
+    const never: number[] = [];
+    const fallback = await resolveNodeId(
+      undefined,
+      { AWS_EC2_METADATA_SERVICE_ENDPOINT: endpoint },
+      { sleep: async (ms) => void never.push(ms) },
+    );
+    expect(never).toEqual([1000, 2000]);
+    expect(fallback).toBe(os.hostname().replace(/[^A-Za-z0-9._-]/g, '-'));
+    expect(lines.join('\n')).toMatch(/no instance metadata \(IMDSv2\) answered/);
+  } finally {
+    restore();
+    srv.close();
+  }
+});
