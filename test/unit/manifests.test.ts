@@ -329,10 +329,15 @@ describe('manifestValues', () => {
       path.join(toolkitRoot(), 'test', 'fixtures', 'pki', 'metrics-server-leaf.crt'),
       'utf8',
     );
-    const keyHeader = `${'-'.repeat(5)}BEGIN PRIVATE KEY${'-'.repeat(5)}\nAAAA\n`;
+    // a private key, generated now: one PEM block that is not a certificate
+    const { generateKeyPairSync } = await import('node:crypto');
+    const keyPem = generateKeyPairSync('ed25519')
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
+    const keyLine = keyPem.split('\n')[0]!.replace(/[-]/g, '\\-');
     for (const [pem, message] of [
       ['', /found 0 PEM block/],
-      [keyHeader, /found 1 PEM block\(s\) \(-----BEGIN PRIVATE KEY-----\)/],
+      [keyPem, new RegExp(`found 1 PEM block\\(s\\) \\(${keyLine}\\)`)],
       [`${FIXTURE_PKI.kubernetesCaPem}${FIXTURE_PKI.kubernetesCaPem}`, /found 2 PEM block/],
       ['-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n', /not a readable X.509/],
       [leaf, /not a CA certificate/],
