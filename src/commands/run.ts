@@ -118,13 +118,7 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     const { cfg } = ctx;
     // a cluster state written by a newer toolkit is refused before anything is planned
     // (a read: GetObject, and Decrypt of its data key; none on a new environment)
-    const { environmentState } = await import('../state/open.js');
-    const { assertNotDowngrade } = await import('../state/store.js');
-    const { toolkitVersion } = await import('../version.js');
-    const stateStore = await environmentState(ctx.aws, cfg.name, ctx.names);
-    const snapState = (await stateStore.read()).state;
-    assertNotDowngrade(snapState, toolkitVersion(), Boolean(o.allowDowngrade), stateStore.where);
-    if (!o.plan) (await import('../upgrade/phases.js')).assertNoUpgradeInProgress(snapState.upgrade);
+    await readGuardedState(ctx, o, { refuseUpgrade: !o.plan });
     // a saved plan records the state object's version read before the plan: a state written
     // while the plan runs makes it stale, never the other way round
     const saved = o.out !== undefined ? await import('../changeset/saved.js') : undefined;
@@ -520,14 +514,8 @@ export async function applySavedPlan(
   const cleanup: (() => Promise<void>)[] = [];
   try {
     const { cfg } = ctx;
-    const { environmentState } = await import('../state/open.js');
-    const { assertNotDowngrade } = await import('../state/store.js');
-    const { toolkitVersion } = await import('../version.js');
-    const stateStore = await environmentState(ctx.aws, cfg.name, ctx.names);
-    const snapState = (await stateStore.read()).state;
-    assertNotDowngrade(snapState, toolkitVersion(), Boolean(o.allowDowngrade), stateStore.where);
     // as run: refused while an upgrade is unfinished
-    (await import('../upgrade/phases.js')).assertNoUpgradeInProgress(snapState.upgrade);
+    await readGuardedState(ctx, o, { refuseUpgrade: true });
     const saved = await import('../changeset/saved.js');
     const { staleReasons } = await import('../changeset/saved-format.js');
     const plan = await step(`open the saved plan ${displayPath(file)}`, async () => {
@@ -607,4 +595,25 @@ export async function applySavedPlan(
     for (const c of cleanup) await c();
     await ctx.close();
   }
+}
+
+/**
+ * Reads the environment's cluster state (reads only: GetObject and the Decrypt of its data
+ * key; nothing on a new environment) and refuses, before anything is planned or applied, a
+ * state written by a newer toolkit (unless --allow-downgrade) and, with `refuseUpgrade`, an
+ * unfinished upgrade.
+ * @throws UserError (exit 2) on a downgrade; ConflictError (exit 3) during an upgrade
+ */
+async function readGuardedState(
+  ctx: Awaited<ReturnType<CommandContext['openEnvironment']>>,
+  o: { allowDowngrade?: boolean },
+  opts: { refuseUpgrade: boolean },
+): Promise<void> {
+  const { environmentState } = await import('../state/open.js');
+  const { assertNotDowngrade } = await import('../state/store.js');
+  const { toolkitVersion } = await import('../version.js');
+  const stateStore = await environmentState(ctx.aws, ctx.cfg.name, ctx.names);
+  const snapState = (await stateStore.read()).state;
+  assertNotDowngrade(snapState, toolkitVersion(), Boolean(o.allowDowngrade), stateStore.where);
+  if (opts.refuseUpgrade) (await import('../upgrade/phases.js')).assertNoUpgradeInProgress(snapState.upgrade);
 }
