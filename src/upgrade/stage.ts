@@ -1,5 +1,5 @@
 import type { ManifestValues } from '../manifests/values.js';
-import type { Phase } from './phases.js';
+import { PHASES, type Phase } from './phases.js';
 import type { UpgradeTarget } from './skew.js';
 
 /**
@@ -47,18 +47,7 @@ export function versionsAfter(
 ): ComponentVersions {
   const reached = (p: Phase) => {
     if (phase === null) return false;
-    const all: Phase[] = [
-      'preflight',
-      'snapshot',
-      'etcd',
-      'apiservers',
-      'validate-apiservers',
-      'controllers',
-      'validate-controllers',
-      'workers',
-      'validate-workers',
-    ];
-    return all.indexOf(phase) >= all.indexOf(p) && ORDER.includes(p);
+    return PHASES.indexOf(phase) >= PHASES.indexOf(p) && ORDER.includes(p);
   };
   const k = (p: Phase) => (reached(p) ? target.kubernetes : from.kubernetes);
   return {
