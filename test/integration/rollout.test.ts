@@ -1,7 +1,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { runAgent } from '../../src/agent/agent.js';
 import { PlatformError } from '../../src/errors.js';
 import { setLogSink } from '../../src/log.js';
 import { sha256 } from '../../src/secrets/envelope.js';
@@ -10,13 +9,13 @@ import {
   describeRollout,
   driveRollout,
   publishStaged,
-  RolloutGate,
   readRollout,
   statusesOf,
 } from '../../src/secrets/rollout.js';
 import { type LocalHealth, type NodeStatus, parseStatus } from '../../src/secrets/status.js';
 import type { LocalFile } from '../../src/secrets/store.js';
 import { bootstrapEnvironment, type TestEnvironment } from '../helpers/env.js';
+import { startMasterAgents, until } from '../helpers/master-agents.js';
 import { useMoto } from '../helpers/moto.js';
 
 /**
@@ -72,35 +71,21 @@ const manifestOf = async (node: string) =>
   )?.[1];
 const statuses = () => statusesOf(env.store, 'secure', parseStatus);
 
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 beforeAll(async () => {
   restoreLog = setLogSink(() => {});
   env = await bootstrapEnvironment(moto.endpoint, ENV);
   work = await mkdtemp(path.join(os.tmpdir(), 'kp-rollout-'));
   await env.store.publish('secure', files('registry.k8s.io/kube-apiserver:v1.34.1'));
-  for (const node of NODES) {
-    running.push(
-      runAgent({
-        store: env.store,
-        layers: ['secure'],
-        map: { dest: path.join(work, node, 'manifests') },
-        stateFile: (l) => path.join(work, `${node}.${l}.state.json`),
-        intervalS: 0.2,
-        heartbeatS: 0.5,
-        nodeId: node,
-        signal: stop.signal,
-        gate: (l) => new RolloutGate(env.store, ENV, l, node),
-        health: { layers: ['secure'], probe: health(node) },
-      }),
-    );
-  }
+  running.push(
+    ...startMasterAgents({
+      store: env.store,
+      environment: ENV,
+      nodes: NODES,
+      work,
+      signal: stop.signal,
+      probe: health,
+    }),
+  );
   await until('every master on generation 1', async () => {
     const s = await statuses();
     return NODES.every((n) => s.get(n)?.generation === 1);

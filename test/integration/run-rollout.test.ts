@@ -2,15 +2,15 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { runAgent } from '../../src/agent/agent.js';
 import { listInstances } from '../../src/aws/inventory.js';
 import { setLogSink } from '../../src/log.js';
-import { RolloutGate, readRollout, statusesOf } from '../../src/secrets/rollout.js';
+import { readRollout, statusesOf } from '../../src/secrets/rollout.js';
 import { type LocalHealth, type NodeStatus, parseStatus } from '../../src/secrets/status.js';
 import { openClusterState } from '../../src/state/store.js';
 import { toolkitVersion } from '../../src/version.js';
 import { cli, sharedEnvFile, workspace } from '../helpers/cli.js';
 import { bootstrapEnvironment, type TestEnvironment } from '../helpers/env.js';
+import { startMasterAgents, until } from '../helpers/master-agents.js';
 import { useMoto } from '../helpers/moto.js';
 
 /**
@@ -62,14 +62,6 @@ async function setEtcdVersion(v: string): Promise<void> {
   await writeFile(file, `${text}ETCD_VERSION=${v}\n`);
 }
 
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const run = (...extra: string[]) =>
   cli(
     ['run', '-e', ENV, '--skip-terraform', '--yes', '--confirm', ENV, '--rollout-timeout', '8', ...extra],
@@ -108,22 +100,16 @@ beforeAll(async () => {
   const first = await run();
   expect([first.code, first.code ? first.stderr : '']).toEqual([0, '']);
   expect(first.stderr).not.toMatch(/rollout record/);
-  for (const node of masters) {
-    running.push(
-      runAgent({
-        store: env.store,
-        layers: ['secure'],
-        map: { dest: path.join(work, node, 'manifests') },
-        stateFile: (l) => path.join(work, `${node}.${l}.state.json`),
-        intervalS: 0.2,
-        heartbeatS: 0.5,
-        nodeId: node,
-        signal: stop.signal,
-        gate: (l) => new RolloutGate(env.store, ENV, l, node),
-        health: { layers: ['secure'], probe: probe(node) },
-      }),
-    );
-  }
+  running.push(
+    ...startMasterAgents({
+      store: env.store,
+      environment: ENV,
+      nodes: masters,
+      work,
+      signal: stop.signal,
+      probe: probe,
+    }),
+  );
   await until('every master on generation 1', async () => {
     const s = await statuses();
     return masters.every((n) => s.get(n)?.generation === 1);

@@ -8,7 +8,6 @@ import {
   DescribeLaunchTemplatesCommand,
   ModifyLaunchTemplateCommand,
 } from '@aws-sdk/client-ec2';
-import { runAgent } from '../../src/agent/agent.js';
 import { listInstances } from '../../src/aws/inventory.js';
 import {
   type LocalMember,
@@ -18,7 +17,7 @@ import {
 } from '../../src/backup/member.js';
 import { BackupStore } from '../../src/backup/store.js';
 import { setLogSink } from '../../src/log.js';
-import { RolloutGate, statusesOf } from '../../src/secrets/rollout.js';
+import { statusesOf } from '../../src/secrets/rollout.js';
 import { type LocalHealth, type NodeStatus, parseStatus } from '../../src/secrets/status.js';
 import { openClusterState } from '../../src/state/store.js';
 import { PHASES } from '../../src/upgrade/phases.js';
@@ -26,6 +25,7 @@ import { CLI, cli, sharedEnvFile, workspace } from '../helpers/cli.js';
 import { bootstrapEnvironment, type TestEnvironment } from '../helpers/env.js';
 import { createFleetAsgs, type FakeFleet, startFakeFleet } from '../helpers/fake-fleet.js';
 import { type KubeDouble, startKubeDouble } from '../helpers/kube-api-double.js';
+import { startMasterAgents, until } from '../helpers/master-agents.js';
 import { useMoto, writes } from '../helpers/moto.js';
 
 /**
@@ -120,14 +120,6 @@ const state = async () =>
     ).read()
   ).state;
 
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** The CLI as a child whose stderr can be awaited. */
 function start(args: string[]): { child: ChildProcess; stderr: () => string; done: Promise<number> } {
   const child = spawn(process.execPath, [CLI, ...args], {
@@ -198,22 +190,16 @@ beforeAll(async () => {
   // generation 1 of the secure layer, rendered at the environment file's FROM
   const first = await cli(['run', '-e', ENV, '--skip-terraform', '--yes', '--confirm', ENV], vars);
   expect([first.code, first.code ? first.stderr : '']).toEqual([0, '']);
-  for (const node of masters) {
-    running.push(
-      runAgent({
-        store: t.store,
-        layers: ['secure'],
-        map: { dest: path.join(work, node, 'manifests') },
-        stateFile: (l) => path.join(work, `${node}.${l}.state.json`),
-        intervalS: 0.2,
-        heartbeatS: 0.5,
-        nodeId: node,
-        signal: stop.signal,
-        gate: (l) => new RolloutGate(t.store, ENV, l, node),
-        health: { layers: ['secure'], probe: probe(node) },
-      }),
-    );
-  }
+  running.push(
+    ...startMasterAgents({
+      store: t.store,
+      environment: ENV,
+      nodes: masters,
+      work,
+      signal: stop.signal,
+      probe: probe,
+    }),
+  );
   await until('every master on generation 1', async () => {
     const s = await statuses();
     return masters.every((n) => s.get(n)?.generation === 1);
