@@ -1,17 +1,12 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { type EnvConfig, parseEnvironment } from '../../src/config/load.js';
 import { etcdMembers } from '../../src/config/topology.js';
-import type { BackgroundProcess } from '../../src/exec/index.js';
 import { setLogSink } from '../../src/log.js';
-import { manifestValues, renderTree } from '../../src/manifests/index.js';
-import { toolkitRoot } from '../../src/paths.js';
-import { ensurePki, pkiPlanFor } from '../../src/secrets/pki/index.js';
-import { FIXTURE_PKI } from '../helpers/fixture-pki.js';
-import { type Applied, Harness, type Host, masterEtcFiles, writeFileOf } from './harness.js';
+import { Harness } from './harness.js';
+import { claim, fromSecrets, type Masters, prepareMasters, startEtcd } from './masters.js';
 
 /**
  * A master's boot-time network and etcd steps, run for real (issue 9; DESIGN.md §6): for an
@@ -29,7 +24,6 @@ import { type Applied, Harness, type Host, masterEtcFiles, writeFileOf } from '.
  * The sandbox has no udev: `udevadm settle` is a no-op stand-in on the script's PATH.
  */
 
-const root = toolkitRoot();
 const work = mkdtempSync(path.join(os.tmpdir(), 'kp-nodes-'));
 const harness = new Harness(work);
 const QUORUM_TIMEOUT_MS = 60_000;
@@ -37,130 +31,15 @@ let restoreLog: () => void;
 let stubBin: string;
 let sshPublicKey: string;
 
-/** One environment under test: its config, PKI, rendered pods, hosts and etcd processes. */
-interface Env {
-  cfg: EnvConfig;
-  tag: string;
-  secrets: string;
-  applied: Applied;
-  hosts: Host[];
-  etcd: Map<string, BackgroundProcess>;
-  /** the rendered kube-apiserver's flags */
-  apiserver: Map<string, string>;
-  /** the rendered etcd static pod */
-  etcdPod: EtcdPod;
-}
-interface EtcdPod {
-  spec: {
-    containers: {
-      command: string[];
-      volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
-    }[];
-    volumes: { name: string; hostPath: { path: string; type: string } }[];
-  };
-}
-
-const PLAY_ENV = readFileSync(path.join(root, 'environments', 'play.env'), 'utf8');
-/** environments/play.env with MASTER_COUNT set, named for this run */
-function config(masters: number): EnvConfig {
-  const text = PLAY_ENV.replace(/^MASTER_COUNT=.*$/m, `MASTER_COUNT=${masters}`);
-  return parseEnvironment(`kpn-${harness.suffix}-${masters}`, text, 'environments/play.env');
-}
-
-/** `/etc/kubernetes/<rest>` on a master → the file in the secrets working copy manifest-sync installs there. */
-async function fromSecrets(secrets: string, nodePath: string): Promise<string> {
-  const rest = nodePath.replace(/^\/etc\/kubernetes\//, '');
-  for (const layer of ['secure', 'common']) {
-    const p = path.join(secrets, layer, rest);
-    if (
-      await readFile(p).then(
-        () => true,
-        () => false,
-      )
-    )
-      return p;
-  }
-  throw new Error(`${nodePath} comes from no layer of ${secrets}`);
-}
-
-/** Prepares an environment: apply, PKI, rendered pods, test hosts. */
-async function prepare(masters: number): Promise<Env> {
-  const cfg = config(masters);
-  const secrets = path.join(work, `secrets-${masters}`);
-  await ensurePki(secrets, pkiPlanFor(cfg));
-  const files = await renderTree(path.join(root, 'platform', 'manifests'), manifestValues(cfg, FIXTURE_PKI));
-  const pod = (name: string) =>
-    parseYaml(files.find((f) => f.path === `secure/manifests/${name}.yaml`)!.content);
-  const apiserver = new Map<string, string>(
-    (pod('kube-apiserver').spec.containers[0].command as string[])
-      .slice(1)
-      .map((a) => /^--([^=]+)=(.*)$/.exec(a)!.slice(1) as [string, string]),
-  );
-  const applied = await harness.apply(cfg, sshPublicKey);
-  const hosts = await harness.layout(String(masters), applied, await masterEtcFiles(secrets));
-  return {
-    cfg,
-    tag: String(masters),
-    secrets,
-    applied,
-    hosts,
-    etcd: new Map(),
-    apiserver,
-    etcdPod: pod('etcd'),
-  };
-}
-
-/** Runs the shipped kp-etcd-claim on every host at once; returns its log lines per member. */
-async function claimAll(
-  env: Env,
-  script = writeFileOf(env.applied.masterUserData, '/usr/local/sbin/kp-etcd-claim'),
-) {
-  const file = path.join(work, `kp-etcd-claim-${env.tag}`);
-  await writeFile(file, script, { mode: 0o755 });
-  const results = await Promise.all(
-    env.hosts.map((h) =>
-      // timeout(1) rather than a kill from here, so that what the script logged is kept
-      harness.onHost(h, 'timeout', ['120', file], { env: harness.claimEnv(h, stubBin), reject: false }),
-    ),
-  );
-  return results.map((r, i) => ({ member: env.hosts[i]!.member, ...r }));
-}
-
-/**
- * Starts a member's etcd as the kubelet would run the rendered static pod: each volumeMount
- * bind-mounted from its hostPath (read-only where the pod says so; `Directory` must exist,
- * `DirectoryOrCreate` is created), in a mount namespace of its own on the host, then the
- * container's command.
- */
-async function startEtcd(env: Env, host: Host): Promise<void> {
-  const container = env.etcdPod.spec.containers[0]!;
-  const lines = ['set -eu'];
-  for (const m of container.volumeMounts) {
-    const v = env.etcdPod.spec.volumes.find((v) => v.name === m.name)!.hostPath;
-    if (v.type === 'DirectoryOrCreate') lines.push(`mkdir -p ${v.path}`);
-    else lines.push(`[ -d ${v.path} ] || { echo "hostPath ${v.path} (${v.type}) missing" >&2; exit 1; }`);
-    lines.push(`mkdir -p ${m.mountPath}`, `mount --bind ${v.path} ${m.mountPath}`);
-    if (m.readOnly) lines.push(`mount -o remount,bind,ro ${m.mountPath}`);
-  }
-  lines.push('exec "$@"');
-  const p = await harness.spawnOnHost(host, `etcd-${env.tag}-${host.member}`, 'unshare', [
-    '--mount',
-    '--propagation',
-    'private',
-    'sh',
-    '-c',
-    lines.join('\n'),
-    'sh',
-    ...container.command,
-  ]);
-  env.etcd.set(host.member, p);
-}
-
-const etcdLog = (env: Env, member: string) =>
+const etcdLog = (env: Masters, member: string) =>
   readFile(path.join(work, `etcd-${env.tag}-${member}.log`), 'utf8').catch(() => '');
 
 /** etcdctl as the API server uses etcd: its client certificate, CA and --etcd-servers, from master 0. */
-function etcdctl(env: Env, args: string[], opts: { endpoints?: string[]; cert?: string; key?: string } = {}) {
+function etcdctl(
+  env: Masters,
+  args: string[],
+  opts: { endpoints?: string[]; cert?: string; key?: string } = {},
+) {
   return (async () => {
     const endpoints = opts.endpoints ?? env.apiserver.get('etcd-servers')!.split(',');
     const file = (flag: string) => fromSecrets(env.secrets, env.apiserver.get(flag)!);
@@ -181,11 +60,11 @@ function etcdctl(env: Env, args: string[], opts: { endpoints?: string[]; cert?: 
   })();
 }
 
-const urlOf = (env: Env, member: string) =>
+const urlOf = (env: Masters, member: string) =>
   `https://${etcdMembers(env.cfg).find((m) => m.name === member)!.ip}:2379`;
 
 /** Waits until every --etcd-servers endpoint is healthy; returns seconds, or throws with what etcd logged. */
-async function waitForQuorum(env: Env, t0: number): Promise<number> {
+async function waitForQuorum(env: Masters, t0: number): Promise<number> {
   for (;;) {
     const r = await etcdctl(env, ['endpoint', 'health']);
     if (r.exitCode === 0) return (Date.now() - t0) / 1000;
@@ -206,8 +85,8 @@ async function waitForQuorum(env: Env, t0: number): Promise<number> {
   }
 }
 
-async function bringUp(env: Env): Promise<number> {
-  const claims = await claimAll(env);
+async function bringUp(env: Masters): Promise<number> {
+  const claims = await claim(harness, env, stubBin);
   for (const c of claims)
     expect([c.member, c.exitCode, c.stderr.split('\n').at(-1)]).toEqual([
       c.member,
@@ -215,7 +94,7 @@ async function bringUp(env: Env): Promise<number> {
       expect.stringMatching(`^kp-etcd-claim: claimed ${c.member}: ENI eni-`),
     ]);
   const t0 = Date.now();
-  for (const h of env.hosts) await startEtcd(env, h);
+  for (const h of env.hosts) await startEtcd(harness, env, h);
   const seconds = await waitForQuorum(env, t0);
   process.stderr.write(
     `etcd ${env.hosts.length}/${env.hosts.length} members (${env.cfg.name}): quorum ${seconds.toFixed(2)} s after start; terraform init+apply ${env.applied.applySeconds.toFixed(1)} s\n`,
@@ -223,7 +102,7 @@ async function bringUp(env: Env): Promise<number> {
   return seconds;
 }
 
-async function tearDown(env: Env | undefined): Promise<void> {
+async function tearDown(env: Masters | undefined): Promise<void> {
   if (!env) return;
   for (const p of env.etcd.values()) await p.stop(3000);
   await harness.removeHosts(env.hosts);
@@ -260,14 +139,14 @@ afterAll(async () => {
 }, 120_000);
 
 describe('3 masters', () => {
-  let env: Env;
+  let env: Masters;
   beforeAll(async () => {
-    env = await prepare(3);
+    env = await prepareMasters(harness, work, 3, '3', sshPublicKey);
   }, 300_000);
   afterAll(() => tearDown(env), 60_000);
 
   test('the claim script, as shipped, claims each member ENI and volume and writes the etcd config', async () => {
-    const claims = await claimAll(env);
+    const claims = await claim(harness, env, stubBin);
     for (const c of claims)
       expect([c.member, c.exitCode, c.stderr]).toEqual([
         c.member,
@@ -311,7 +190,7 @@ describe('3 masters', () => {
 
   test('the members form a quorum with mutual TLS; put and get through the API server --etcd-servers', async () => {
     const t0 = Date.now();
-    for (const h of env.hosts) await startEtcd(env, h);
+    for (const h of env.hosts) await startEtcd(harness, env, h);
     const seconds = await waitForQuorum(env, t0);
     process.stderr.write(
       `etcd 3/3 members (${env.cfg.name}): quorum ${seconds.toFixed(2)} s after start; terraform init+apply ${env.applied.applySeconds.toFixed(1)} s\n`,
@@ -364,7 +243,7 @@ describe('3 masters', () => {
     }
     expect([put.exitCode, put.stdout.trim(), put.exitCode ? put.stderr : '']).toEqual([0, 'OK', '']);
 
-    await startEtcd(env, victim);
+    await startEtcd(harness, env, victim);
     const deadline = Date.now() + 30_000;
     let value = '';
     while (Date.now() < deadline) {
@@ -406,11 +285,11 @@ describe('3 masters', () => {
 });
 
 describe.each([1, 5])('%i master(s)', (masters) => {
-  let env: Env | undefined;
+  let env: Masters | undefined;
   afterAll(() => tearDown(env), 60_000);
 
   test('the shipped claim script and the rendered etcd pod form a cluster of every member', async () => {
-    env = await prepare(masters);
+    env = await prepareMasters(harness, work, masters, String(masters), sshPublicKey);
     expect(env.hosts).toHaveLength(masters);
     await bringUp(env);
     const members = JSON.parse((await etcdctl(env, ['member', 'list', '-w', 'json'])).stdout).members;
