@@ -718,25 +718,24 @@ async function setEnvironmentVersions(file: string, t: UpgradeTarget): Promise<v
 }
 
 /**
- * terraform plan with the target versions, applied only when it changes nothing but
- * launch templates in place (the workers' and masters' kubelet packages come from their
- * user data).
- * @throws ConflictError when the plan changes anything else (nothing is applied)
+ * The workers phase's Terraform step: terraform plan of platform/terraform with the target
+ * versions (KUBERNETES_VERSION, ETCD_VERSION of `t`, the rest from `ctx.cfg`), applied only
+ * when it changes nothing but launch templates in place (the workers' and masters' kubelet
+ * packages come from their user data; the ASGs follow `$Latest`, so the replacements of
+ * `roll compute` boot the new version). Exported for its integration test.
+ * @throws ConflictError (exit 3) when the plan changes anything else, every such resource
+ *   named with its actions: nothing is applied; ExecError when terraform fails
  */
-async function applyLaunchTemplates(ctx: EnvContext, t: UpgradeTarget): Promise<void> {
+export async function applyLaunchTemplates(ctx: EnvContext, t: UpgradeTarget): Promise<void> {
   const { findKmsKeyArn } = await import('../aws/bootstrap.js');
   const { platformTerraform } = await import('../context/terraform.js');
   const { planView } = await import('../policy/index.js');
+  const { classifyUpgradePlan } = await import('../upgrade/terraform-change.js');
   const at = { ...ctx, cfg: { ...ctx.cfg, kubernetesVersion: t.kubernetes, etcdVersion: t.etcd } };
   const p = await platformTerraform(at, await findKmsKeyArn(ctx.aws, ctx.names.kmsAlias));
   try {
     const summary = await p.tf.plan(p.vars, p.planFile);
-    const changed = planView(summary.json).resources.filter(
-      (r) => !r.actions.every((a) => a === 'no-op' || a === 'read'),
-    );
-    const other = changed.filter(
-      (r) => !(r.type === 'aws_launch_template' && r.actions.join(',') === 'update'),
-    );
+    const { changed, other } = classifyUpgradePlan(planView(summary.json).resources);
     if (other.length)
       throw new ConflictError(
         `the Terraform plan at ${t.kubernetes} changes more than launch templates: ${other.map((r) => `${r.address} (${r.actions.join('+')})`).join(', ')}; nothing was applied`,

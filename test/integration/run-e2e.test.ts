@@ -18,7 +18,12 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { applyLaunchTemplates } from '../../src/commands/upgrade.js';
+import { openEnvironment } from '../../src/context/environment.js';
+import { ConflictError } from '../../src/errors.js';
 import { listFiles } from '../../src/fsutil.js';
+import { setLogSink } from '../../src/log.js';
 import { parseEnvelope } from '../../src/secrets/envelope.js';
 import { type CliResult, cli, sharedEnvFile, workspace } from '../helpers/cli.js';
 import { useMoto } from '../helpers/moto.js';
@@ -286,6 +291,82 @@ test('no secret value appears in the output of any command, also with --debug', 
   const all = outputs.map((o) => o.stdout + o.stderr).join('\n');
   for (const v of values) expect(all.includes(v)).toBe(false);
 });
+
+test("upgrade's Terraform step: only the launch templates (and the ASGs' version) change at a new patch release, and they are applied; any other change is refused with nothing applied", async () => {
+  const templates = () =>
+    Object.fromEntries(
+      (
+        JSON.parse(aws(['ec2', 'describe-launch-templates'])).LaunchTemplates as {
+          LaunchTemplateName: string;
+          LatestVersionNumber: number;
+        }[]
+      )
+        .filter((t) => t.LaunchTemplateName.startsWith(`${ENV}-`))
+        .map((t) => [t.LaunchTemplateName, t.LatestVersionNumber]),
+    );
+  const userData = (name: string) => {
+    const v = JSON.parse(
+      aws([
+        'ec2',
+        'describe-launch-template-versions',
+        '--launch-template-name',
+        name,
+        '--versions',
+        '$Latest',
+      ]),
+    ).LaunchTemplateVersions[0].LaunchTemplateData.UserData as string;
+    const raw = Buffer.from(v, 'base64');
+    return (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8');
+  };
+  const before = templates();
+  expect(Object.keys(before).length).toBeGreaterThanOrEqual(2);
+  const saved = {
+    workdir: process.env.PLATFORM_WORKDIR,
+    home: process.env.HOME,
+    profile: process.env.AWS_PROFILE,
+  };
+  process.env.PLATFORM_WORKDIR = ws.dir;
+  process.env.HOME = ws.home;
+  delete process.env.AWS_PROFILE;
+  const restoreLog = setLogSink(() => {});
+  const ctx = await openEnvironment({ env: ENV, quiet: true });
+  try {
+    const from = ctx.cfg.kubernetesVersion;
+    const [, minor, patch] = /^v(1\.\d+)\.(\d+)$/.exec(from)!;
+    const target = { kubernetes: `v${minor}.${Number(patch) + 1}`, etcd: ctx.cfg.etcdVersion };
+    // another pending change (one more worker allowed): refused, nothing applied
+    const other = {
+      ...ctx,
+      cfg: { ...ctx.cfg, workers: { ...ctx.cfg.workers, max: ctx.cfg.workers.max + 1 } },
+    };
+    const refused = await applyLaunchTemplates(other, target).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ConflictError);
+    expect((refused as Error).message).toMatch(
+      /changes more than launch templates: .*aws_autoscaling_group.*\(update\).*nothing was applied/,
+    );
+    expect(templates()).toEqual(before);
+
+    await applyLaunchTemplates(ctx, target);
+    const after = templates();
+    // every template's user data carries the version (common files): each has a new version
+    for (const [name, v] of Object.entries(before)) expect([name, after[name]]).toEqual([name, v + 1]);
+    expect(userData(`${ENV}-compute`)).toContain(`KUBERNETES_VERSION=${target.kubernetes}`);
+    // applied once: a second call finds nothing to do
+    await applyLaunchTemplates(ctx, target);
+    expect(templates()).toEqual(after);
+  } finally {
+    await ctx.close();
+    restoreLog();
+    for (const [k, v] of [
+      ['PLATFORM_WORKDIR', saved.workdir],
+      ['HOME', saved.home],
+      ['AWS_PROFILE', saved.profile],
+    ] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}, 300_000);
 
 test('cleanup: refuses at once without a TTY, destroys with --yes --confirm, keeps buckets and key', async () => {
   const t0 = Date.now();
