@@ -408,6 +408,10 @@ async function startLoop(
       // a failed pass may have saved new ownership (before its writes): take it from disk
       run.state = await readState(o.stateFile(run.layer)).catch(() => run.state);
       fail(run, e, now, observed.etag);
+      // a node the rollout gate held on the previous index keeps the latest index's ETag as
+      // the applied one; a pass that then failed on that same index (the target, once
+      // allowed) must read it again after the backoff — a 304 on it is not "in step"
+      if (observed.etag !== undefined && observed.etag === run.etag) run.etag = undefined;
     }
     if (run.dirty && reached && !o.signal.aborted) {
       try {
