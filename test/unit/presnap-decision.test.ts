@@ -1,4 +1,6 @@
 import { PresnapError, presnapDecision, presnapHook } from '../../src/agent/presnap.js';
+import { presnapFlags } from '../../src/agent/run.js';
+import { UserError } from '../../src/errors.js';
 import { setLogSink } from '../../src/log.js';
 import { ROLLOUT_FORMAT, type RolloutRecord } from '../../src/secrets/rollout.js';
 
@@ -185,3 +187,53 @@ describe('presnapHook: once per target, at most one attempt a minute after a fai
 function fail1(): never {
   throw new Error('take must not be called');
 }
+
+describe('presnapFlags: the agent’s --etcd-* flags, checked before the bucket is opened', () => {
+  const base = { layer: ['secure' as const], dest: '/tmp/x', interval: 1, heartbeat: 60 };
+  const host = () => 'ip-10-80-10-12.eu-west-1.compute.internal';
+  test('none given: no snapshot', () => {
+    expect(presnapFlags(base, host)).toBeUndefined();
+  });
+  test('the masters’ drop-in values: TLS triple, member from the host name unless given', () => {
+    const tls = {
+      etcdCacert: '/etc/kubernetes/pki/etcd/ca.crt',
+      etcdCert: '/etc/kubernetes/pki/apiserver-etcd-client.crt',
+      etcdKey: '/etc/kubernetes/pki/apiserver-etcd-client.key',
+    };
+    expect(presnapFlags({ ...base, etcdEndpoint: 'https://127.0.0.1:2379', ...tls }, host)).toEqual({
+      endpoint: 'https://127.0.0.1:2379',
+      cacert: tls.etcdCacert,
+      cert: tls.etcdCert,
+      key: tls.etcdKey,
+      member: 'ip-10-80-10-12.eu-west-1.compute.internal',
+      expire: false,
+    });
+    expect(
+      presnapFlags({ ...base, etcdEndpoint: 'http://127.0.0.1:2379', etcdMember: 'etcd-a' }, host),
+    ).toEqual({
+      endpoint: 'http://127.0.0.1:2379',
+      member: 'etcd-a',
+      expire: false,
+    });
+  });
+  test.each([
+    [{ etcdCacert: '/ca' }, '--etcd-cacert, --etcd-cert, --etcd-key and --etcd-member need --etcd-endpoint'],
+    [{ etcdEndpoint: '127.0.0.1:2379' }, '--etcd-endpoint 127.0.0.1:2379: must be a client URL'],
+    [{ etcdEndpoint: 'https://127.0.0.1:2379/v3' }, 'must be a client URL'],
+    [
+      { etcdEndpoint: 'https://127.0.0.1:2379', etcdCert: '/c' },
+      '--etcd-cacert, --etcd-cert and --etcd-key go together',
+    ],
+    [{ etcdEndpoint: 'https://127.0.0.1:2379', etcdMember: 'a/b' }, '--etcd-member "a/b": use 1 to 128'],
+    [{ etcdEndpoint: 'https://127.0.0.1:2379', layer: ['common' as const] }, 'only with --layer secure'],
+  ])('%j is refused: %s', (over, message) => {
+    let err: unknown;
+    try {
+      presnapFlags({ ...base, ...over }, host);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toContain(message);
+  });
+});
