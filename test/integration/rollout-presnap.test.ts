@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { runAgent } from '../../src/agent/agent.js';
 import { probeEtcd } from '../../src/agent/health.js';
 import { presnapFlags, presnapTake } from '../../src/agent/run.js';
 import { checkSnapshotHash } from '../../src/backup/gateway.js';
@@ -24,7 +23,6 @@ import {
   describeRollout,
   driveRollout,
   publishStaged,
-  RolloutGate,
   readRollout,
   statusesOf,
 } from '../../src/secrets/rollout.js';
@@ -32,6 +30,7 @@ import { type LocalHealth, parseStatus } from '../../src/secrets/status.js';
 import type { LocalFile } from '../../src/secrets/store.js';
 import { bootstrapEnvironment, TEST_REGION, type TestEnvironment } from '../helpers/env.js';
 import { putAll } from '../helpers/etcd.js';
+import { startMasterAgents, until as waitUntil } from '../helpers/master-agents.js';
 import { useMoto } from '../helpers/moto.js';
 
 /**
@@ -85,18 +84,15 @@ const health = (node: string) => async (): Promise<LocalHealth> => ({
   apiserver: { checkedAt: new Date().toISOString(), ready: true, detail: '' },
 });
 
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) {
-      // what the bundled agent said, if one runs: its log names what went wrong
-      const said = bundled ? `; the bundled agent logged:\n${bundled.stderr.join('').slice(-4000)}` : '';
-      throw new Error(`timed out waiting for ${what}${said}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** {@link waitUntil}, adding what the bundled agent logged (if one runs) to a timeout. */
+async function until(what: string, cond: () => Promise<boolean>): Promise<void> {
+  await waitUntil(what, cond).catch((e: Error) => {
+    const said = bundled ? `; the bundled agent logged:\n${bundled.stderr.join('').slice(-4000)}` : '';
+    throw new Error(`${e.message}${said}`);
+  });
 }
 
+/** One master's real agent loop (test/helpers/master-agents.ts), its snapshot wired from flags as run.ts does. */
 function startInProcess(node: string): void {
   const stop = new AbortController();
   stops.set(node, stop);
@@ -111,22 +107,16 @@ function startInProcess(node: string): void {
     { layer: ['secure'], dest: '', interval: 1, heartbeat: 60, etcdEndpoint: memberOf(node).clientUrl },
     () => MEMBER[node as keyof typeof MEMBER],
   )!;
-  running.set(
-    node,
-    runAgent({
-      store: env.store,
-      layers: ['secure'],
-      map: { dest: path.join(dirOf(node), 'manifests') },
-      stateFile: (l) => path.join(dirOf(node), `state.${l}.json`),
-      intervalS: 0.2,
-      heartbeatS: 0.5,
-      nodeId: node,
-      signal: stop.signal,
-      gate: (l) => new RolloutGate(env.store, ENV, l, node),
-      health: { layers: ['secure'], probe: health(node), probeS: 0.5 },
-      presnap: presnapTake(opened, flags),
-    }),
-  );
+  const [loop] = startMasterAgents({
+    store: env.store,
+    environment: ENV,
+    nodes: [node],
+    work: path.join(work, 'in-process'),
+    signal: stop.signal,
+    probe: health,
+    presnap: () => presnapTake(opened, flags),
+  });
+  running.set(node, loop!);
 }
 
 async function stopInProcess(node: string): Promise<void> {
