@@ -5,8 +5,9 @@ import type { LayerIndex } from '../secrets/index-format.js';
 import type { RolloutGate } from '../secrets/rollout.js';
 import type { LocalHealth, NodeStatus } from '../secrets/status.js';
 import type { SecretStore } from '../secrets/store.js';
-import { syncOnce } from './pass.js';
+import { type SyncOptions, syncOnce } from './pass.js';
 import { backoffS, fingerprint, type PathMap, targetOf } from './plan.js';
+import { type PresnapOptions, presnapHook } from './presnap.js';
 import { type AgentState, localFingerprint, readState, removeStaleTemps } from './state.js';
 
 /**
@@ -42,6 +43,12 @@ export interface AgentOptions {
    * version) is reported at once instead of at the next heartbeat
    */
   health?: { layers: string[]; probe: () => Promise<LocalHealth>; probeS?: number };
+  /**
+   * masters: the etcd snapshot taken before the target of a staged rollout of `layer` when
+   * this node is the first of its order (src/agent/presnap.ts); needs `nodeId` and the
+   * layer's `gate`
+   */
+  presnap?: { layer: string } & Pick<PresnapOptions, 'take' | 'retryS'>;
 }
 
 /**
@@ -216,9 +223,17 @@ async function startLoop(
   const requestTimeoutS = o.requestTimeoutS ?? 5;
   const runs: LayerRun[] = [];
   const gates = new Map<string, RolloutGate>();
+  const beforeApply = new Map<string, NonNullable<SyncOptions['beforeApply']>>();
   for (const layer of o.layers) {
     const g = o.gate?.(layer);
     if (g) gates.set(layer, g);
+    if (g && o.presnap?.layer === layer && o.nodeId !== undefined) {
+      const { take, retryS } = o.presnap;
+      beforeApply.set(
+        layer,
+        presnapHook({ node: o.nodeId, record: () => g.record, take, ...(retryS ? { retryS } : {}) }),
+      );
+    }
     const state = await readState(o.stateFile(layer));
     const dirs = [o.map.dest, ...Object.keys(state.written).map((t) => path.dirname(t))];
     for (const t of await removeStaleTemps(dirs)) log.debug(`layer ${layer}: removed stale temp file ${t}`);
@@ -354,6 +369,7 @@ async function startLoop(
         requestTimeoutS,
         observed,
         ...(gates.get(run.layer) ? { gate: gates.get(run.layer)! } : {}),
+        ...(beforeApply.get(run.layer) ? { beforeApply: beforeApply.get(run.layer)! } : {}),
       });
       run.state = r.state;
       if (!(backingOff && r.kind === 'unchanged')) {
@@ -392,6 +408,10 @@ async function startLoop(
       // a failed pass may have saved new ownership (before its writes): take it from disk
       run.state = await readState(o.stateFile(run.layer)).catch(() => run.state);
       fail(run, e, now, observed.etag);
+      // a node the rollout gate held on the previous index keeps the latest index's ETag as
+      // the applied one; a pass that then failed on that same index (the target, once
+      // allowed) must read it again after the backoff — a 304 on it is not "in step"
+      if (observed.etag !== undefined && observed.etag === run.etag) run.etag = undefined;
     }
     if (run.dirty && reached && !o.signal.aborted) {
       try {

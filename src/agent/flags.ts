@@ -65,7 +65,26 @@ export function configureAgentFlags(c: Command): Command {
         .choices(['text', 'json'])
         .default('text'),
     )
-    .addOption(new Option('--once', 'one pass, then exit'));
+    .addOption(new Option('--once', 'one pass, then exit'))
+    .addOption(
+      new Option(
+        '--etcd-endpoint <url>',
+        'masters: the local etcd member’s client URL; the first master of a staged secure rollout snapshots it to backups/etcd/ before taking the target (none without this flag)',
+      ).env('KP_ETCD_ENDPOINT'),
+    )
+    .addOption(
+      new Option('--etcd-cacert <file>', 'with --etcd-endpoint: CA of the member').env('KP_ETCD_CACERT'),
+    )
+    .addOption(
+      new Option('--etcd-cert <file>', 'with --etcd-endpoint: client certificate').env('KP_ETCD_CERT'),
+    )
+    .addOption(new Option('--etcd-key <file>', 'with --etcd-endpoint: client key').env('KP_ETCD_KEY'))
+    .addOption(
+      new Option(
+        '--etcd-member <name>',
+        'with --etcd-endpoint: member name recorded with the snapshot (default: host name)',
+      ).env('KP_ETCD_MEMBER'),
+    );
 }
 
 export const AGENT_EXAMPLES = [

@@ -41,6 +41,13 @@ export interface SyncOptions {
   state?: AgentState;
   /** the layer's staged-rollout gate (masters, secure layer): which index this node may apply */
   gate?: RolloutGate;
+  /**
+   * called when the pass is about to apply a generation other than the applied one (its
+   * index verified), before any file is fetched or written: the pre-rollout etcd snapshot,
+   * src/agent/presnap.ts; a throw ends the pass with that error — nothing is written, the
+   * last good files stay
+   */
+  beforeApply?: (next: { generation: number; digest: string }, current: number) => Promise<void>;
 }
 
 export interface SyncResult {
@@ -104,6 +111,10 @@ export async function syncOnce(opts: SyncOptions): Promise<SyncResult> {
   // going back is allowed only to the previous generation an authentic record names
   if (!(chosen.revert !== undefined && index.generation === chosen.revert)) {
     checkIndex(opts.layer, index, snap.digest, state);
+  }
+  // before any fetch (a refused attempt costs no S3 or KMS request) and any write
+  if (opts.beforeApply && index.generation !== state.generation) {
+    await opts.beforeApply({ generation: index.generation, digest: snap.digest }, state.generation);
   }
 
   const local: Record<string, string | undefined> = {};

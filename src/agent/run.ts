@@ -1,12 +1,19 @@
 import { stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { awsSettings, type LocalEndpoint, StorageClients } from '../aws/storage-clients.js';
-import { UserError } from '../errors.js';
+import {
+  type BackupNowFlags,
+  type OpenedBackups,
+  openNodeBackups,
+  snapshotNow,
+} from '../backup/node-command.js';
+import { PlatformError, UserError } from '../errors.js';
 import { log, setLogFormat } from '../log.js';
 import type { Layer } from '../secrets/layers.js';
 import { RolloutGate } from '../secrets/rollout.js';
 import { openSecretStore, type SecretStore } from '../secrets/store.js';
-import { runAgent, runAgentOnce } from './agent.js';
+import { type AgentOptions as AgentRunOptions, runAgent, runAgentOnce } from './agent.js';
 import { probeLocalHealth } from './health.js';
 import { resolveNodeId } from './imds.js';
 import { defaultStateFile } from './state.js';
@@ -44,6 +51,18 @@ export interface AgentOptions {
   status?: boolean;
   /** 'text' (plain lines) or 'json' (one object per line) on stderr @default text */
   logFormat?: string;
+  /**
+   * masters: the local etcd member's client URL (e.g. https://127.0.0.1:2379); the first
+   * master of a staged secure rollout snapshots it before taking the target
+   * (src/agent/presnap.ts). Undefined: no snapshot. Also from KP_ETCD_ENDPOINT.
+   */
+  etcdEndpoint?: string;
+  /** CA, client certificate and key of the member: all three, or none (plain http) */
+  etcdCacert?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  /** member name recorded with the snapshot (part of its object key) @default the host name */
+  etcdMember?: string;
 }
 
 const DEFAULT_DEST = '/etc/kubernetes/manifests';
@@ -51,6 +70,8 @@ const DEFAULT_DEST = '/etc/kubernetes/manifests';
 /** The bucket the agent syncs from, opened. */
 export interface AgentConnection {
   store: SecretStore;
+  /** node mode with --etcd-endpoint: the backup store the pre-rollout snapshot goes to */
+  backups?: OpenedBackups;
   /** node mode (--bucket): status is reported under the instance id by default */
   nodeMode: boolean;
   /** releases the connection's clients (and whatever the opener started) */
@@ -70,7 +91,69 @@ export async function connectNodeMode(o: AgentOptions, local?: LocalEndpoint): P
   const aws = new StorageClients(awsSettings(o.region, undefined, local));
   const kmsKeyId = `alias/kube-platform/${environment}`;
   const store = (await openSecretStore(aws, { environment, bucket: o.bucket, kmsKeyId })).store;
-  return { store, nodeMode: true, close: async () => aws.destroy() };
+  const backups = o.etcdEndpoint
+    ? await openNodeBackups({ environment, bucket: o.bucket, region: o.region }, local)
+    : undefined;
+  return {
+    store,
+    nodeMode: true,
+    ...(backups ? { backups } : {}),
+    close: async () => {
+      aws.destroy();
+      await backups?.close();
+    },
+  };
+}
+
+/**
+ * The snapshot flags as `etcd-backup now` takes them (src/backup/node-command.ts), checked.
+ * @returns undefined without --etcd-endpoint
+ * @throws UserError (exit 2) naming the flag: a malformed URL, an incomplete TLS triple, a
+ *   member name unfit for an object key, or --etcd-endpoint without the secure layer
+ */
+export function presnapFlags(o: AgentOptions, member: () => string): BackupNowFlags | undefined {
+  if (o.etcdEndpoint === undefined) {
+    if (o.etcdCacert || o.etcdCert || o.etcdKey || o.etcdMember) {
+      throw new UserError('--etcd-cacert, --etcd-cert, --etcd-key and --etcd-member need --etcd-endpoint');
+    }
+    return undefined;
+  }
+  if (!/^https?:\/\/[^\s/]+$/.test(o.etcdEndpoint)) {
+    throw new UserError(
+      `--etcd-endpoint ${o.etcdEndpoint}: must be a client URL such as https://127.0.0.1:2379`,
+    );
+  }
+  const given = [o.etcdCacert, o.etcdCert, o.etcdKey].filter(Boolean).length;
+  if (given !== 0 && given !== 3)
+    throw new UserError('--etcd-cacert, --etcd-cert and --etcd-key go together');
+  if (!o.layer.includes('secure')) throw new UserError('--etcd-endpoint: only with --layer secure (masters)');
+  const name = o.etcdMember ?? member();
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(name)) {
+    throw new UserError(`--etcd-member ${JSON.stringify(name)}: use 1 to 128 of [A-Za-z0-9._-]`);
+  }
+  return {
+    endpoint: o.etcdEndpoint,
+    ...(given === 3 ? { cacert: o.etcdCacert!, cert: o.etcdCert!, key: o.etcdKey! } : {}),
+    member: name,
+    expire: false,
+  };
+}
+
+/**
+ * The agent's `presnap` option: {@link snapshotNow} of the local member into `backups`, as the
+ * kp-etcd-backup timer takes it (no slot election: this snapshot is the rollout's, whoever
+ * holds the slot; no retention: the timer applies it).
+ */
+export function presnapTake(backups: OpenedBackups, flags: BackupNowFlags): AgentRunOptions['presnap'] {
+  return {
+    layer: 'secure',
+    take: async () => {
+      const t = Date.now();
+      const r = await snapshotNow(backups, flags);
+      if (!r) throw new PlatformError('the snapshot was not taken');
+      return { key: r.key, ms: Date.now() - t };
+    },
+  };
 }
 
 /**
@@ -99,6 +182,7 @@ export async function runManifestSync(
       `--node-id ${JSON.stringify(o.nodeId)}: only letters, digits, '.', '_' and '-' (≤ 255)`,
     );
   }
+  const presnap = presnapFlags(o, hostname);
 
   // SIGTERM/SIGINT from here on stop the agent cleanly (exit 0), also while it starts up
   const stop = new AbortController();
@@ -108,7 +192,12 @@ export async function runManifestSync(
     process.once('SIGINT', onSignal);
   }
   try {
-    return await start(o, connect, { dest, root, redirected, intervalS, heartbeatS }, stop.signal);
+    return await start(
+      o,
+      connect,
+      { dest, root, redirected, intervalS, heartbeatS, ...(presnap ? { presnap } : {}) },
+      stop.signal,
+    );
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
@@ -118,11 +207,18 @@ export async function runManifestSync(
 async function start(
   o: AgentOptions,
   connect: () => Promise<AgentConnection>,
-  p: { dest: string; root?: string; redirected: boolean; intervalS: number; heartbeatS: number },
+  p: {
+    dest: string;
+    root?: string;
+    redirected: boolean;
+    intervalS: number;
+    heartbeatS: number;
+    presnap?: BackupNowFlags;
+  },
   signal: AbortSignal,
 ): Promise<number> {
   const { dest, root, redirected, intervalS, heartbeatS } = p;
-  const { store, close, nodeMode } = await connect();
+  const { store, close, nodeMode, backups } = await connect();
   // status reports: always in node mode, in operator mode only for an explicit --node-id
   const nodeId =
     o.status === false ? undefined : nodeMode ? await resolveNodeId(o.nodeId) : (o.nodeId ?? undefined);
@@ -140,6 +236,8 @@ async function start(
     // control plane's health in the status report (DESIGN.md §8)
     const environment = o.environment;
     const secure = nodeId !== undefined && environment !== undefined && o.layer.includes('secure');
+    if (p.presnap && !backups) throw new UserError('--etcd-endpoint: node mode only (--bucket)');
+    if (p.presnap && !secure) throw new UserError('--etcd-endpoint: needs status reports (a node id)');
     await runAgent({
       store,
       layers: o.layer,
@@ -154,6 +252,7 @@ async function start(
             gate: (l: string) =>
               l === 'secure' ? new RolloutGate(store, environment, l, nodeId) : undefined,
             ...(nodeMode ? { health: { layers: ['secure'], probe: () => probeLocalHealth() } } : {}),
+            ...(p.presnap && backups ? { presnap: presnapTake(backups, p.presnap) } : {}),
           }
         : {}),
     });

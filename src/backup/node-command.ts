@@ -2,7 +2,14 @@ import { awsSettings, type LocalEndpoint, StorageClients } from '../aws/storage-
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { KmsKeyService } from '../secrets/keyring.js';
-import { expireBackups, gatewaySource, type SnapshotSource, slotOf, takeBackup } from './backup.js';
+import {
+  type BackupResult,
+  expireBackups,
+  gatewaySource,
+  type SnapshotSource,
+  slotOf,
+  takeBackup,
+} from './backup.js';
 import type { EtcdEndpoint } from './endpoint.js';
 import { DEFAULT_RETENTION, type RetentionPolicy } from './retention.js';
 import { BackupStore } from './store.js';
@@ -103,16 +110,19 @@ export function endpointOf(o: BackupNowFlags): EtcdEndpoint {
 }
 
 /**
- * Snapshot, seal, upload, verify (src/backup/backup.ts), then retention. With `elect`,
- * first the conditional write of the interval's lease: the losers log and return 0.
- * @returns 0
- * @throws IntegrityError (exit 4) when the verification after upload fails
+ * Snapshot, seal, upload, verify (src/backup/backup.ts), then retention unless `expire` is
+ * false: the timer's work without its output, shared by `etcd-backup now` and the node
+ * agent's snapshot before a staged rollout (src/agent/presnap.ts). With `elect`, first the
+ * conditional write of the interval's lease.
+ * @returns the backup; undefined when another master holds the slot (`elect`)
+ * @throws UserError for bad endpoint flags; IntegrityError (exit 4) when the snapshot or the
+ *   verification after upload fails; PlatformError when etcd cannot be reached; S3/KMS errors
  */
-export async function backupNow(
+export async function snapshotNow(
   opened: OpenedBackups,
   o: BackupNowFlags,
   source: (e: EtcdEndpoint) => SnapshotSource = gatewaySource,
-): Promise<number> {
+): Promise<BackupResult | undefined> {
   const endpoint = endpointOf(o);
   const { hostname } = await import('node:os');
   const member = o.member ?? hostname();
@@ -120,10 +130,27 @@ export async function backupNow(
     const slot = slotOf(Date.now(), opened.intervalMinutes * 60);
     if (!(await opened.store.claimSlot(slot, member))) {
       log.info(`slot ${slot}: another master takes this snapshot`);
-      return 0;
+      return undefined;
     }
   }
   const r = await takeBackup(opened.store, source(endpoint), { member });
+  if (o.expire !== false) await expireBackups(opened.store, { policy: opened.policy });
+  return r;
+}
+
+/**
+ * `etcd-backup now`: {@link snapshotNow}, then the object key (or, with `json`, the key,
+ * revision, size, digest and timings) on stdout. With `elect` the losers log and return 0.
+ * @returns 0
+ * @throws as {@link snapshotNow}
+ */
+export async function backupNow(
+  opened: OpenedBackups,
+  o: BackupNowFlags,
+  source: (e: EtcdEndpoint) => SnapshotSource = gatewaySource,
+): Promise<number> {
+  const r = await snapshotNow(opened, { ...o, expire: false }, source);
+  if (!r) return 0;
   const out = {
     key: r.key,
     revision: r.revision,

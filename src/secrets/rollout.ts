@@ -95,7 +95,9 @@ export function healthyOn(
 ): { ok: true } | { ok: false; why: string } {
   if (!s) return { ok: false, why: 'no status reported' };
   if (s.generation !== record.target.generation || s.indexDigest !== record.target.digest) {
-    return { ok: false, why: `at generation ${s.generation}, not ${record.target.generation}` };
+    // the agent's error says why it did not take the target (e.g. the etcd snapshot before it)
+    const at = `at generation ${s.generation}, not ${record.target.generation}`;
+    return { ok: false, why: s.error ? `${at}: ${s.error}` : at };
   }
   if (s.error) return { ok: false, why: s.error };
   if (s.fileErrors.length)
@@ -366,6 +368,11 @@ export class RolloutGate {
   ) {}
 
   #refreshed = false;
+
+  /** The record as last read (undefined: none, or not read yet). */
+  get record(): RolloutRecord | undefined {
+    return this.#record;
+  }
 
   /**
    * True when the record cannot change without a new index: it was read at least once and

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { runAgent } from '../../src/agent/agent.js';
+import { type AgentOptions, runAgent } from '../../src/agent/agent.js';
 import { RolloutGate } from '../../src/secrets/rollout.js';
 import type { LocalHealth } from '../../src/secrets/status.js';
 import type { SecretStore } from '../../src/secrets/store.js';
@@ -19,6 +19,8 @@ export interface MasterAgentsOptions {
   /** stops every loop */
   signal: AbortSignal;
   probe: (node: string) => () => Promise<LocalHealth>;
+  /** the pre-rollout etcd snapshot of a node (src/agent/presnap.ts); none by default */
+  presnap?: (node: string) => AgentOptions['presnap'];
 }
 
 /**
@@ -38,6 +40,7 @@ export function startMasterAgents(o: MasterAgentsOptions): Promise<void>[] {
       signal: o.signal,
       gate: (l) => new RolloutGate(o.store, o.environment, l, node),
       health: { layers: ['secure'], probe: o.probe(node) },
+      ...(o.presnap?.(node) ? { presnap: o.presnap(node)! } : {}),
     }),
   );
 }

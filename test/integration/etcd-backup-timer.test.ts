@@ -78,6 +78,60 @@ test('systemd accepts the service and the timer (systemd-analyze verify)', async
   expect(r.exitCode).toBe(0);
 });
 
+const DROP_IN = '/etc/systemd/system/manifest-sync@secure.service.d/etcd-snapshot.conf';
+
+test('masters’ secure agent gets the pre-rollout snapshot drop-in: the timer’s member and certificates, no memory limit', () => {
+  const dropIn = files.get(DROP_IN)!.content;
+  const env = new Map(
+    dropIn
+      .split('\n')
+      .filter((l) => l.startsWith('Environment='))
+      .map((l) => l.slice('Environment='.length).split('=') as [string, string]),
+  );
+  const timer = files
+    .get(SERVICE)!
+    .content.split('\n')
+    .find((l) => l.startsWith('ExecStart='))!;
+  const flag = (name: string) => timer.match(new RegExp(`--${name} (\\S+)`))![1];
+  expect(Object.fromEntries(env)).toEqual({
+    KP_ETCD_ENDPOINT: flag('endpoint'),
+    KP_ETCD_CACERT: flag('cacert'),
+    KP_ETCD_CERT: flag('cert'),
+    KP_ETCD_KEY: flag('key'),
+    KP_ETCD_MEMBER: flag('member'),
+  });
+  expect(dropIn).toContain('\nMemoryMax=infinity\n');
+  for (const role of ['workers', 'bastion'] as const) expect(userData[role]).not.toContain('KP_ETCD_');
+});
+
+test('systemd accepts manifest-sync@secure.service with the drop-in (systemd-analyze verify)', async () => {
+  const dir = path.join(work, 'agent-units');
+  await exec('mkdir', ['-p', path.join(dir, 'manifest-sync@secure.service.d')], { cwd: work });
+  const unit = files
+    .get('/etc/systemd/system/manifest-sync@.service')!
+    .content.replace('/usr/local/sbin/kp-fetch-agent', '/bin/true');
+  await writeFile(path.join(dir, 'manifest-sync@.service'), unit);
+  const verify = async (dropIn: string) => {
+    await writeFile(path.join(dir, 'manifest-sync@secure.service.d', 'etcd-snapshot.conf'), dropIn);
+    return exec(
+      'systemd-analyze',
+      ['verify', '--man=no', '--generators=no', 'manifest-sync@secure.service'],
+      {
+        cwd: dir,
+        reject: false,
+        // the unit and its drop-in directory are found on this search path (":" appends the defaults)
+        env: { SYSTEMD_UNIT_PATH: `${dir}:` },
+      },
+    );
+  };
+  const r = await verify(files.get(DROP_IN)!.content);
+  expect(r.stderr).toBe('');
+  expect(r.exitCode).toBe(0);
+  // the drop-in is read: a misspelt key in it is reported
+  const bad = await verify(`${files.get(DROP_IN)!.content}MemoryMaxx=1\n`);
+  expect(bad.stderr).toContain("Unknown key 'MemoryMaxx' in section [Service]");
+});
+
 describe('the bundled agent’s etcd-backup now --elect, three masters in one slot', () => {
   let env: TestEnvironment;
   let member: LocalMember[] = [];

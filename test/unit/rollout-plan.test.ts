@@ -139,3 +139,19 @@ describe('previousOf: where masters not yet allowed stay during a new rollout', 
     expect(previousOf(undefined, undefined, undefined)).toBeNull();
   });
 });
+
+test('nextStep: a master that did not take the target names its agent’s error (e.g. the snapshot before it)', () => {
+  const error =
+    'etcd snapshot before generation 8 failed, generation 7 stays (retried at most every 60 s): connect ECONNREFUSED';
+  const stuck = status('a', { generation: 7, indexDigest: 'd7', error });
+  expect(nextStep(record(), new Map([['a', stuck]]), t0 + 10_000, 300)).toEqual({
+    kind: 'wait',
+    node: 'a',
+    why: `at generation 7, not 8: ${error}`,
+  });
+  expect(nextStep(record(), new Map([['a', stuck]]), t0 + 301_000, 300)).toEqual({
+    kind: 'fail',
+    node: 'a',
+    why: `at generation 7, not 8: ${error}`,
+  });
+});
