@@ -402,10 +402,36 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet, opts: ApplyOption
           ...(opts.rolloutPollMs ? { pollMs: opts.rolloutPollMs } : {}),
         });
         log.info(`rollout of secure generation ${done.target.generation}: ${done.state}`);
+        await reportPreRolloutSnapshot(ctx, done);
       },
     );
   }
   return secureGeneration;
+}
+
+/**
+ * Says which etcd snapshot the rollout's first master took before it applied the target
+ * (src/agent/presnap.ts), or warns that there is none: a master launched before the
+ * snapshot drop-in existed has no etcd endpoint and applies without one (README "rollout").
+ * Reads only (one ListObjectsV2 walk of backups/etcd/); a failed listing is a warning.
+ */
+async function reportPreRolloutSnapshot(ctx: EnvContext, record: RolloutRecord): Promise<void> {
+  const first = record.order[0];
+  const since = Date.parse((first && record.promotedAt[first]) || record.updatedAt);
+  try {
+    const { snapshotSince } = await import('../roll/snapshot.js');
+    const s = snapshotSince(await (await backupStore(ctx)).list(), since);
+    if (s)
+      log.info(
+        `etcd snapshot ${s.key} was taken before ${first} applied generation ${record.target.generation}`,
+      );
+    else
+      log.warn(
+        `no etcd snapshot under backups/etcd/ since ${first} was allowed generation ${record.target.generation}: its agent has no etcd endpoint (a master launched before the snapshot drop-in; roll secure replaces it); take one with etcd-backup now`,
+      );
+  } catch (e) {
+    log.warn(`could not list backups/etcd/ to find the pre-rollout snapshot: ${(e as Error).message}`);
+  }
 }
 
 /** How many files a layer's publish adds, changes (content or mode) or removes. */

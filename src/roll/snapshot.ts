@@ -46,6 +46,19 @@ export function freshSnapshot(
   return Math.abs(nowMs - newest.takenAtMs) <= maxAgeS * 1000 ? newest : undefined;
 }
 
+/**
+ * The first snapshot of `list` taken at or after `sinceMs` (keys carry whole seconds, so
+ * `sinceMs` is floored to its second), or undefined. What `run` reports after a staged
+ * rollout: the snapshot the first master's agent took before it applied the target
+ * (src/agent/presnap.ts), dated after that master was allowed. Pure.
+ */
+export function snapshotSince(list: BackupObject[], sinceMs: number): BackupObject | undefined {
+  const from = Math.floor(sinceMs / 1000) * 1000;
+  return list
+    .filter((b) => b.takenAtMs >= from)
+    .reduce<BackupObject | undefined>((a, b) => (!a || b.takenAtMs < a.takenAtMs ? b : a), undefined);
+}
+
 function newestOf(list: BackupObject[]): BackupObject | undefined {
   return list.reduce<BackupObject | undefined>(
     (a, b) => (!a || b.takenAtMs > a.takenAtMs ? b : a),

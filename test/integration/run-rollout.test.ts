@@ -144,6 +144,10 @@ test('a new etcd version reaches one master at a time, each only after the last 
   expect(r.stderr).toMatch(/reaches the running masters one at a time/);
   expect(r.stderr).toContain(`masters in order: ${masters.join(', ')}`);
   expect(r.stderr).toMatch(/rollout of secure generation 2: complete/);
+  // these agents run without an etcd endpoint (no pre-rollout snapshot): run says so
+  expect(r.stderr).toMatch(
+    new RegExp(`no etcd snapshot under backups/etcd/ since ${masters[0]} was allowed generation 2`),
+  );
 
   const rec = (await readRollout(env.store, ENV, 'secure'))!.record;
   expect(rec).toMatchObject({ state: 'complete', order: masters, allowed: masters, strategy: 'staged' });

@@ -1,7 +1,13 @@
 import type { BackupObject } from '../../src/backup/store.js';
 import { backupKey } from '../../src/backup/store.js';
 import { ConflictError } from '../../src/errors.js';
-import { freshSnapshot, type RollBackups, snapshotGate, takeRollSnapshot } from '../../src/roll/snapshot.js';
+import {
+  freshSnapshot,
+  type RollBackups,
+  snapshotGate,
+  snapshotSince,
+  takeRollSnapshot,
+} from '../../src/roll/snapshot.js';
 
 const T = Date.parse('2026-12-02T12:00:00Z');
 const obj = (ms: number, member = 'etcd-0'): BackupObject => ({
@@ -19,6 +25,15 @@ test('freshSnapshot: the newest snapshot counts when at most 60 s old (or ahead)
   expect(freshSnapshot([obj(T - 5_000, 'b'), obj(T - 3_600_000, 'a')], T)?.member).toBe('b');
   // a key dated far ahead (a skewed clock) does not pass
   expect(freshSnapshot([obj(T + 120_000)], T)).toBeUndefined();
+});
+
+test('snapshotSince: the first snapshot at or after the time (floored to its second, as keys are); none before it counts', () => {
+  const allowedAt = T + 400; // the first master allowed 0.4 s into the second
+  expect(snapshotSince([], allowedAt)).toBeUndefined();
+  expect(snapshotSince([obj(T - 1_000)], allowedAt)).toBeUndefined();
+  // taken in the same second: its key says T, which is not before the allowance's second
+  expect(snapshotSince([obj(T - 900_000), obj(T + 900, 'a')], allowedAt)?.member).toBe('a');
+  expect(snapshotSince([obj(T + 30_000, 'later'), obj(T + 2_000, 'first')], allowedAt)?.member).toBe('first');
 });
 
 test('snapshotGate refuses without a fresh snapshot and without a route, naming the newest and its age; nothing is taken', async () => {
