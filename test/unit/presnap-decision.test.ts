@@ -2,28 +2,14 @@ import { PresnapError, presnapDecision, presnapHook } from '../../src/agent/pres
 import { presnapFlags } from '../../src/agent/run.js';
 import { UserError } from '../../src/errors.js';
 import { setLogSink } from '../../src/log.js';
-import { ROLLOUT_FORMAT, type RolloutRecord } from '../../src/secrets/rollout.js';
+import { rolloutRecord } from '../helpers/rollout-record.js';
 
 /**
  * The pre-rollout etcd snapshot's decision (src/agent/presnap.ts): which node, before which
  * generation, and how often after a failure — table cases over the pure function, then the
  * hook's retry spacing with an injected clock.
  */
-const record = (over: Partial<RolloutRecord> = {}): RolloutRecord => ({
-  format: ROLLOUT_FORMAT,
-  environment: 'prod',
-  layer: 'secure',
-  strategy: 'staged',
-  target: { generation: 8, digest: 'd8' },
-  previous: { generation: 7, versionId: 'v7' },
-  order: ['a', 'b', 'c'],
-  allowed: ['a'],
-  promotedAt: { a: '2026-12-01T00:00:00.000Z' },
-  state: 'in-progress',
-  failure: null,
-  updatedAt: '2026-12-01T00:00:00.000Z',
-  ...over,
-});
+const record = rolloutRecord;
 const T = 1_000_000;
 const target = { generation: 8, digest: 'd8' };
 const failedAt = (atMs: number) => ({ ...target, atMs, error: 'etcd snapshot before generation 8 failed' });

@@ -1,27 +1,8 @@
-import {
-  chooseIndex,
-  nextStep,
-  previousOf,
-  ROLLOUT_FORMAT,
-  type RolloutRecord,
-} from '../../src/secrets/rollout.js';
+import { chooseIndex, nextStep, previousOf } from '../../src/secrets/rollout.js';
 import type { NodeStatus } from '../../src/secrets/status.js';
+import { rolloutRecord } from '../helpers/rollout-record.js';
 
-const record = (over: Partial<RolloutRecord> = {}): RolloutRecord => ({
-  format: ROLLOUT_FORMAT,
-  environment: 'prod',
-  layer: 'secure',
-  strategy: 'staged',
-  target: { generation: 8, digest: 'd8' },
-  previous: { generation: 7, versionId: 'v7' },
-  order: ['a', 'b', 'c'],
-  allowed: ['a'],
-  promotedAt: { a: '2026-12-01T00:00:00.000Z' },
-  state: 'in-progress',
-  failure: null,
-  updatedAt: '2026-12-01T00:00:00.000Z',
-  ...over,
-});
+const record = rolloutRecord;
 const latest = { generation: 8, digest: 'd8' };
 const back = { use: 'previous', versionId: 'v7', generation: 7 };
 
