@@ -102,6 +102,7 @@ describe("masters' user data", () => {
     const script = files.get(SCRIPT)!.content;
     expect(script).toContain('k=/etc/kubernetes\n');
     expect(script).toContain('--kubeconfig=$k/addons.conf');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash array expansion, not a template
     expect(script).toContain('-R -f $k/addons/ "${extra[@]}" <<<"$secret"\n');
     // metrics-server's serving certificate and key come from the synced PKI, never a rendered file
     expect(script).toContain('ms_crt=$k/pki/metrics-server.crt\n');
@@ -583,9 +584,8 @@ describe("every role's user data, by cloud-init itself", () => {
       'from cloudinit import util',
       'sys.stdout.write(util.shellify(yaml.safe_load(open(sys.argv[1]))["runcmd"]))',
     ].join('\n');
-    return (
-      (await exec(PY, ['-c', script, await roleFile(role, userData[role])], { cwd: work })).stdout + '\n'
-    );
+    const r = await exec(PY, ['-c', script, await roleFile(role, userData[role])], { cwd: work });
+    return `${r.stdout}\n`;
   }
 
   describe('a failed boot step stops the boot and says so', () => {
