@@ -9,7 +9,6 @@ import { log } from '../log.js';
 import { displayPath, secretsDir } from '../paths.js';
 import { sha256 } from '../secrets/envelope.js';
 import { type FetchPlan, planFetch } from '../secrets/fetch-plan.js';
-import { mergeKubeconfig } from '../secrets/kubeconfig-merge.js';
 import { LAYERS, type Layer } from '../secrets/layers.js';
 import { checkSeen, readSeen, recordSeen } from '../secrets/seen.js';
 import type { IndexSnapshot } from '../secrets/store.js';
@@ -157,6 +156,7 @@ async function installKubeconfig(dir: string, env: string): Promise<void> {
     if (e.code === 'ENOENT') return '';
     throw new PlatformError(`cannot read ${target}: ${e.message}`);
   });
+  const { mergeKubeconfig } = await import('../secrets/kubeconfig-merge.js'); // yaml: only for --break-glass
   const merged = mergeKubeconfig(existing, incoming, name, target);
   if (merged !== existing) {
     await atomicWrite(target, merged, 0o600, 0o700);
