@@ -189,11 +189,18 @@ async function planFrom(
   const localPub = o.skipTerraform
     ? undefined
     : await readFile(path.join(root, 'common', 'ssh', `${cfg.name}.pub`), 'utf8').catch(() => undefined);
+  let planning = () => {};
+  const begun = new Promise<void>((resolve) => {
+    planning = resolve;
+  });
   const early =
     localPub === undefined
       ? undefined
-      : terraformPlan(ctx, { kmsKeyArn, sshPublicKey: localPub, emptyState });
+      : terraformPlan(ctx, { kmsKeyArn, sshPublicKey: localPub, emptyState, onPlanning: planning });
   early?.catch(() => {}); // awaited, or discarded, below
+  // the PKI plan and rendering are CPU work on this event loop: Terraform's set-up (version,
+  // init check) goes first, so that its plan is not kept waiting behind them
+  if (early) await Promise.race([begun, early.then(noop, noop)]);
   try {
     return await planWithTerraform(ctx, o, p, root, emptyState, { early, localPub });
   } catch (e) {
@@ -201,6 +208,8 @@ async function planFrom(
     throw e;
   }
 }
+
+const noop = () => {};
 
 /** A plan of the platform Terraform (`terraform plan -lock=false` into temporary files). */
 interface TerraformRun {
@@ -216,7 +225,13 @@ interface TerraformRun {
  */
 async function terraformPlan(
   ctx: EnvContext,
-  o: { kmsKeyArn: string; sshPublicKey: string; emptyState: boolean },
+  o: {
+    kmsKeyArn: string;
+    sshPublicKey: string;
+    emptyState: boolean;
+    /** called once Terraform is set up, as its plan starts */
+    onPlanning?: () => void;
+  },
 ): Promise<TerraformRun> {
   const tf = await platformTerraform(ctx, {
     kmsKeyArn: o.kmsKeyArn,
@@ -225,6 +240,7 @@ async function terraformPlan(
     emptyState: o.emptyState,
   });
   try {
+    o.onPlanning?.();
     return {
       tf,
       summary: await tf.tf.plan(tf.vars, tf.planFile, { lock: false, varFile: tf.varFile, json: false }),
