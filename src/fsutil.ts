@@ -27,6 +27,65 @@ export async function atomicWrite(
   mode = 0o600,
   dirMode = 0o700,
 ): Promise<void> {
+  await writeAndRename(file, data, mode, dirMode);
+  await fsyncDir(path.dirname(file));
+}
+
+/** One file of {@link atomicWriteAll}. */
+export interface FileToWrite {
+  file: string;
+  data: Buffer | string;
+  /** Unix permission bits of the file (e.g. 0o600) */
+  mode: number;
+}
+
+/**
+ * Writes files as {@link atomicWrite} does, up to `opts.concurrency` (default 16) at a
+ * time, and fsyncs each directory once, after every rename into it, instead of once per
+ * file: what a fetch of hundreds of files needs (one after another, each with its own
+ * fsyncs, 300 files took 0.5-1.5 s on the shared build machine, 2026-12-02).
+ *
+ * Each file is all-or-nothing, as with atomicWrite; the set is not. On a failure no further
+ * write is started, every write already started is finished (its temp file removed if its
+ * rename failed) and the directories of the files renamed are fsynced before the error of
+ * the first failing file (in `files` order) is thrown.
+ * @param opts.dirMode permission bits of directories created on the way (default 0o700)
+ */
+export async function atomicWriteAll(
+  files: FileToWrite[],
+  opts: { dirMode?: number; concurrency?: number } = {},
+): Promise<void> {
+  const { default: pLimit } = await import('p-limit');
+  const limit = pLimit(opts.concurrency ?? 16);
+  const dirMode = opts.dirMode ?? 0o700;
+  const renamedIn = new Set<string>();
+  let failed = false;
+  const results = await Promise.allSettled(
+    files.map((f) =>
+      limit(async () => {
+        if (failed) return;
+        try {
+          await writeAndRename(f.file, f.data, f.mode, dirMode);
+          renamedIn.add(path.dirname(f.file));
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
+      }),
+    ),
+  );
+  await Promise.all([...renamedIn].map((d) => limit(() => fsyncDir(d))));
+  const first = results.find((r) => r.status === 'rejected');
+  if (first) throw first.reason;
+}
+
+/** atomicWrite without the directory's fsync: temp file, fsync, rename. */
+async function writeAndRename(
+  file: string,
+  data: Buffer | string,
+  mode: number,
+  dirMode: number,
+): Promise<void> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true, mode: dirMode });
   const tmp = tempFile(file);
@@ -44,7 +103,6 @@ export async function atomicWrite(
     await rm(tmp, { force: true });
     throw e;
   }
-  await fsyncDir(dir);
 }
 
 /** fsync(2) a directory so a rename in it is durable. */

@@ -1,6 +1,7 @@
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import type { AwsClients } from './clients.js';
+import { ec2Sdk } from './clients.js';
 
 /**
  * The node image: NODE_AMI when the environment pins one, otherwise the newest Canonical
@@ -27,7 +28,7 @@ export async function resolveAmi(
   opts: { readOnly?: boolean } = {},
 ): Promise<string> {
   const ec2 = await aws.ec2();
-  const { DescribeImagesCommand, RegisterImageCommand } = await import('@aws-sdk/client-ec2');
+  const { DescribeImagesCommand, RegisterImageCommand } = await ec2Sdk();
   if (pinned) {
     const r = await ec2.send(new DescribeImagesCommand({ ImageIds: [pinned] })).catch(() => ({ Images: [] }));
     if (!r.Images?.length) throw new UserError(`NODE_AMI ${pinned} does not exist in ${aws.settings.region}`);

@@ -3,6 +3,7 @@ import { PlatformError, UserError } from '../errors.js';
 import { log } from '../log.js';
 import type { BootstrapView } from '../policy/bootstrap-view.js';
 import type { AwsClients } from './clients.js';
+import { kmsSdk, s3Sdk } from './sdk.js';
 
 /**
  * Bootstraps, idempotently and without prompts, what must exist before `terraform init`
@@ -91,7 +92,7 @@ async function ensureKey(
   changed: string[],
 ): Promise<{ kmsKeyArn: string; kmsKeyId: string }> {
   const kms = await aws.kms();
-  const k = await import('@aws-sdk/client-kms');
+  const k = await kmsSdk();
   try {
     const d = await kms.send(new k.DescribeKeyCommand({ KeyId: alias }));
     const meta = d.KeyMetadata!;
@@ -131,7 +132,7 @@ async function ensureBucket(
   changed: string[],
 ): Promise<void> {
   const s3 = await aws.s3();
-  const c = await import('@aws-sdk/client-s3');
+  const c = await s3Sdk();
   let exists = true;
   try {
     await s3.send(new c.HeadBucketCommand({ Bucket: bucket }));
@@ -231,7 +232,7 @@ async function ensureBucket(
  * @throws UserError (exit 2) when the alias does not exist: `run` has not bootstrapped the environment
  */
 export async function findKmsKeyArn(aws: AwsClients, alias: string): Promise<string> {
-  const k = await import('@aws-sdk/client-kms');
+  const k = await kmsSdk();
   try {
     const d = await (await aws.kms()).send(new k.DescribeKeyCommand({ KeyId: alias }));
     return d.KeyMetadata!.Arn!;
@@ -265,7 +266,7 @@ export interface BootstrapState {
  */
 export async function inspectBootstrap(aws: AwsClients, names: BootstrapNames): Promise<BootstrapState> {
   const kms = await aws.kms();
-  const k = await import('@aws-sdk/client-kms');
+  const k = await kmsSdk();
   let key: BootstrapState['key'];
   try {
     const d = await kms.send(new k.DescribeKeyCommand({ KeyId: names.kmsAlias }));
@@ -275,7 +276,7 @@ export async function inspectBootstrap(aws: AwsClients, names: BootstrapNames): 
     if ((e as Error).name !== 'NotFoundException') throw e;
   }
   const s3 = await aws.s3();
-  const c = await import('@aws-sdk/client-s3');
+  const c = await s3Sdk();
   const buckets: BootstrapState['buckets'] = [];
   for (const [name, role] of [
     [names.stateBucket, 'state'],

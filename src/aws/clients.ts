@@ -4,9 +4,38 @@ import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { UserError } from '../errors.js';
+import { sdkPackage } from './sdk.js';
 import { StorageClients } from './storage-clients.js';
 
 export { type AwsSettings, awsSettings, StorageClients } from './storage-clients.js';
+
+/** `@aws-sdk/client-ec2`, loaded as src/aws/sdk.ts `sdkPackage` says (by `require` in the CLI). */
+export function ec2Sdk(): Promise<typeof import('@aws-sdk/client-ec2')> {
+  return sdkPackage('@aws-sdk/client-ec2', () => import('@aws-sdk/client-ec2'));
+}
+
+/** `@aws-sdk/client-auto-scaling`, loaded as {@link sdkPackage} says. */
+export function autoScalingSdk(): Promise<typeof import('@aws-sdk/client-auto-scaling')> {
+  return sdkPackage('@aws-sdk/client-auto-scaling', () => import('@aws-sdk/client-auto-scaling'));
+}
+
+/** `@aws-sdk/client-elastic-load-balancing-v2`, loaded as {@link sdkPackage} says. */
+export function elbv2Sdk(): Promise<typeof import('@aws-sdk/client-elastic-load-balancing-v2')> {
+  return sdkPackage(
+    '@aws-sdk/client-elastic-load-balancing-v2',
+    () => import('@aws-sdk/client-elastic-load-balancing-v2'),
+  );
+}
+
+/** `@aws-sdk/client-sts`, loaded as {@link sdkPackage} says. */
+export function stsSdk(): Promise<typeof import('@aws-sdk/client-sts')> {
+  return sdkPackage('@aws-sdk/client-sts', () => import('@aws-sdk/client-sts'));
+}
+
+/** `@aws-sdk/credential-providers`, loaded as {@link sdkPackage} says. */
+export function credentialProvidersSdk(): Promise<typeof import('@aws-sdk/credential-providers')> {
+  return sdkPackage('@aws-sdk/credential-providers', () => import('@aws-sdk/credential-providers'));
+}
 
 /**
  * The one place AWS clients are built (STYLE.md §4): region, credentials chain, endpoint
@@ -34,7 +63,7 @@ export class AwsClients extends StorageClients {
     const fixed = this.settings.credentials;
     if (fixed) return async () => fixed;
     if (!this.#credentials) {
-      const { fromNodeProviderChain } = await import('@aws-sdk/credential-providers');
+      const { fromNodeProviderChain } = await credentialProvidersSdk();
       const useProfile = !process.env.AWS_PROFILE && !process.env.AWS_ACCESS_KEY_ID && this.settings.profile;
       this.#credentials = fromNodeProviderChain(useProfile ? { profile: this.settings.profile } : {});
     }
@@ -42,34 +71,25 @@ export class AwsClients extends StorageClients {
   }
 
   ec2(): Promise<EC2Client> {
-    return this.get(
-      'ec2',
-      async () => new (await import('@aws-sdk/client-ec2')).EC2Client(await this.common()),
-    );
+    return this.get('ec2', async () => new (await ec2Sdk()).EC2Client(await this.common()));
   }
 
   autoscaling(): Promise<AutoScalingClient> {
     return this.get(
       'autoscaling',
-      async () => new (await import('@aws-sdk/client-auto-scaling')).AutoScalingClient(await this.common()),
+      async () => new (await autoScalingSdk()).AutoScalingClient(await this.common()),
     );
   }
 
   elbv2(): Promise<ElasticLoadBalancingV2Client> {
     return this.get(
       'elbv2',
-      async () =>
-        new (await import('@aws-sdk/client-elastic-load-balancing-v2')).ElasticLoadBalancingV2Client(
-          await this.common(),
-        ),
+      async () => new (await elbv2Sdk()).ElasticLoadBalancingV2Client(await this.common()),
     );
   }
 
   sts(): Promise<STSClient> {
-    return this.get(
-      'sts',
-      async () => new (await import('@aws-sdk/client-sts')).STSClient(await this.common()),
-    );
+    return this.get('sts', async () => new (await stsSdk()).STSClient(await this.common()));
   }
 
   /**
@@ -78,7 +98,7 @@ export class AwsClients extends StorageClients {
    */
   async identity(): Promise<Identity> {
     return this.get('identity', async () => {
-      const { GetCallerIdentityCommand } = await import('@aws-sdk/client-sts');
+      const { GetCallerIdentityCommand } = await stsSdk();
       try {
         const r = await (await this.sts()).send(new GetCallerIdentityCommand({}));
         return { account: r.Account!, arn: r.Arn! };

@@ -1,4 +1,5 @@
 import type { AwsClients } from './clients.js';
+import { autoScalingSdk, ec2Sdk } from './clients.js';
 
 /**
  * The environment's fleet as a rolling replacement sees it: each instance with the launch
@@ -47,7 +48,7 @@ export interface FleetAsg {
 
 /** Instances of the environment (every state but terminated), with launch template tags. */
 export async function describeFleetInstances(aws: AwsClients, environment: string): Promise<FleetInstance[]> {
-  const { paginateDescribeInstances } = await import('@aws-sdk/client-ec2');
+  const { paginateDescribeInstances } = await ec2Sdk();
   const out: FleetInstance[] = [];
   for await (const page of paginateDescribeInstances(
     { client: await aws.ec2() },
@@ -91,8 +92,8 @@ export async function describeFleetInstances(aws: AwsClients, environment: strin
  * (DescribeLaunchTemplateVersions).
  */
 export async function describeFleetAsgs(aws: AwsClients, environment: string): Promise<FleetAsg[]> {
-  const asgSdk = await import('@aws-sdk/client-auto-scaling');
-  const ec2Sdk = await import('@aws-sdk/client-ec2');
+  const asgSdk = await autoScalingSdk();
+  const ec2Pkg = await ec2Sdk();
   const ec2 = await aws.ec2();
   const out: FleetAsg[] = [];
   for await (const page of asgSdk.paginateDescribeAutoScalingGroups(
@@ -107,7 +108,7 @@ export async function describeFleetAsgs(aws: AwsClients, environment: string): P
       if (spec && (spec.LaunchTemplateId || spec.LaunchTemplateName)) {
         const lt = (
           await ec2.send(
-            new ec2Sdk.DescribeLaunchTemplatesCommand(
+            new ec2Pkg.DescribeLaunchTemplatesCommand(
               spec.LaunchTemplateId
                 ? { LaunchTemplateIds: [spec.LaunchTemplateId] }
                 : { LaunchTemplateNames: [spec.LaunchTemplateName!] },
@@ -124,7 +125,7 @@ export async function describeFleetAsgs(aws: AwsClients, environment: string): P
               : Number(v);
         if (id && version !== null) {
           const d = await ec2.send(
-            new ec2Sdk.DescribeLaunchTemplateVersionsCommand({
+            new ec2Pkg.DescribeLaunchTemplateVersionsCommand({
               LaunchTemplateId: id,
               Versions: [String(version)],
             }),
@@ -155,7 +156,7 @@ export async function describeFleetAsgs(aws: AwsClients, environment: string): P
  * ShouldDecrementDesiredCapacity=false).
  */
 export async function terminateInAsg(aws: AwsClients, instanceId: string): Promise<void> {
-  const { TerminateInstanceInAutoScalingGroupCommand } = await import('@aws-sdk/client-auto-scaling');
+  const { TerminateInstanceInAutoScalingGroupCommand } = await autoScalingSdk();
   await (await aws.autoscaling()).send(
     new TerminateInstanceInAutoScalingGroupCommand({
       InstanceId: instanceId,
@@ -166,7 +167,7 @@ export async function terminateInAsg(aws: AwsClients, instanceId: string): Promi
 
 /** The state of one instance, `terminated` included (DescribeInstances by id); null when unknown. */
 export async function instanceState(aws: AwsClients, instanceId: string): Promise<string | null> {
-  const { DescribeInstancesCommand } = await import('@aws-sdk/client-ec2');
+  const { DescribeInstancesCommand } = await ec2Sdk();
   try {
     const r = await (await aws.ec2()).send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
     return r.Reservations?.[0]?.Instances?.[0]?.State?.Name ?? null;
@@ -189,7 +190,7 @@ export async function memberResources(
   environment: string,
   member: string,
 ): Promise<MemberResources> {
-  const { DescribeNetworkInterfacesCommand, DescribeVolumesCommand } = await import('@aws-sdk/client-ec2');
+  const { DescribeNetworkInterfacesCommand, DescribeVolumesCommand } = await ec2Sdk();
   const ec2 = await aws.ec2();
   const filters = [
     { Name: 'tag:Environment', Values: [environment] },

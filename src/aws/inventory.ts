@@ -1,4 +1,5 @@
 import type { AwsClients } from './clients.js';
+import { autoScalingSdk, ec2Sdk, elbv2Sdk } from './clients.js';
 
 /**
  * The environment's inventory as the operator sees it (the original tool's
@@ -21,7 +22,7 @@ export interface InstanceRow {
  * Terminated instances are left out.
  */
 export async function listInstances(aws: AwsClients, environment: string): Promise<InstanceRow[]> {
-  const { paginateDescribeInstances } = await import('@aws-sdk/client-ec2');
+  const { paginateDescribeInstances } = await ec2Sdk();
   const rows: InstanceRow[] = [];
   const pages = paginateDescribeInstances(
     { client: await aws.ec2() },
@@ -66,7 +67,7 @@ export interface LoadBalancerRow {
 
 /** The environment's load balancers (ELBv2: network/application), by their Environment tag. */
 export async function listLoadBalancers(aws: AwsClients, environment: string): Promise<LoadBalancerRow[]> {
-  const elb = await import('@aws-sdk/client-elastic-load-balancing-v2');
+  const elb = await elbv2Sdk();
   const client = await aws.elbv2();
   {
     const all: import('@aws-sdk/client-elastic-load-balancing-v2').LoadBalancer[] = [];
@@ -108,7 +109,7 @@ export interface VolumeRow {
 
 /** The environment's EBS volumes (etcd data volumes and root volumes tagged with the environment). */
 export async function listVolumes(aws: AwsClients, environment: string): Promise<VolumeRow[]> {
-  const { paginateDescribeVolumes } = await import('@aws-sdk/client-ec2');
+  const { paginateDescribeVolumes } = await ec2Sdk();
   const rows: VolumeRow[] = [];
   for await (const page of paginateDescribeVolumes(
     { client: await aws.ec2() },
@@ -141,7 +142,7 @@ export interface AsgRow {
 
 /** The environment's Auto Scaling groups (tag Environment), with their Layer tag. */
 export async function listAsgs(aws: AwsClients, environment: string): Promise<AsgRow[]> {
-  const { paginateDescribeAutoScalingGroups } = await import('@aws-sdk/client-auto-scaling');
+  const { paginateDescribeAutoScalingGroups } = await autoScalingSdk();
   const rows: AsgRow[] = [];
   for await (const page of paginateDescribeAutoScalingGroups(
     { client: await aws.autoscaling() },
@@ -166,7 +167,7 @@ export async function listAsgs(aws: AwsClients, environment: string): Promise<As
  * @throws the SDK's error (e.g. ValidationError outside the group's bounds)
  */
 export async function setDesiredCapacity(aws: AwsClients, asgName: string, desired: number): Promise<void> {
-  const { SetDesiredCapacityCommand } = await import('@aws-sdk/client-auto-scaling');
+  const { SetDesiredCapacityCommand } = await autoScalingSdk();
   await (await aws.autoscaling()).send(
     new SetDesiredCapacityCommand({
       AutoScalingGroupName: asgName,
@@ -178,7 +179,7 @@ export async function setDesiredCapacity(aws: AwsClients, asgName: string, desir
 
 /** Terminates instances (TerminateInstances); their ASGs replace them. */
 export async function terminateInstances(aws: AwsClients, instanceIds: string[]): Promise<void> {
-  const { TerminateInstancesCommand } = await import('@aws-sdk/client-ec2');
+  const { TerminateInstancesCommand } = await ec2Sdk();
   await (await aws.ec2()).send(new TerminateInstancesCommand({ InstanceIds: instanceIds }));
 }
 
@@ -188,7 +189,7 @@ export async function terminateInstances(aws: AwsClients, instanceIds: string[])
  * @returns '' when there is none yet
  */
 export async function consoleOutput(aws: AwsClients, instanceId: string): Promise<string> {
-  const { GetConsoleOutputCommand } = await import('@aws-sdk/client-ec2');
+  const { GetConsoleOutputCommand } = await ec2Sdk();
   const r = await (await aws.ec2()).send(new GetConsoleOutputCommand({ InstanceId: instanceId }));
   return r.Output ? Buffer.from(r.Output, 'base64').toString('utf8') : '';
 }

@@ -1,6 +1,6 @@
-import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PlatformError } from '../errors.js';
 import { classifyAwsError } from './errors.js';
+import { s3Sdk } from './sdk.js';
 import type { StorageClients } from './storage-clients.js';
 
 /**
@@ -14,6 +14,7 @@ import type { StorageClients } from './storage-clients.js';
  * @throws PlatformError for a 403 (access denied is never "absent") or any other failure
  */
 export async function objectExists(aws: StorageClients, bucket: string, key: string): Promise<boolean> {
+  const { HeadObjectCommand } = await s3Sdk();
   try {
     await (await aws.s3()).send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     return true;
@@ -34,6 +35,7 @@ export async function putPlainObject(
   aws: StorageClients,
   o: { bucket: string; key: string; body: Uint8Array; contentType: string; kmsKeyArn: string },
 ): Promise<void> {
+  const { PutObjectCommand } = await s3Sdk();
   await (await aws.s3()).send(
     new PutObjectCommand({
       Bucket: o.bucket,
@@ -60,6 +62,7 @@ export async function objectVersion(
   bucket: string,
   key: string,
 ): Promise<string | undefined> {
+  const { HeadObjectCommand } = await s3Sdk();
   try {
     const r = await (await aws.s3()).send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     return r.VersionId ?? 'null';

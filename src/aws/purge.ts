@@ -1,6 +1,7 @@
 import type { BootstrapNames } from '../config/topology.js';
 import { log } from '../log.js';
 import type { AwsClients } from './clients.js';
+import { kmsSdk, s3Sdk } from './sdk.js';
 
 /**
  * Deletes what bootstrap created: both buckets with every object version and delete
@@ -9,7 +10,7 @@ import type { AwsClients } from './clients.js';
  */
 export async function purge(aws: AwsClients, names: BootstrapNames): Promise<void> {
   const s3 = await aws.s3();
-  const c = await import('@aws-sdk/client-s3');
+  const c = await s3Sdk();
   for (const bucket of [names.secretsBucket, names.stateBucket]) {
     let removed = 0;
     let keyMarker: string | undefined;
@@ -39,7 +40,7 @@ export async function purge(aws: AwsClients, names: BootstrapNames): Promise<voi
     await s3.send(new c.DeleteBucketCommand({ Bucket: bucket }));
     log.info(`deleted s3://${bucket} (${removed} object versions)`);
   }
-  const k = await import('@aws-sdk/client-kms');
+  const k = await kmsSdk();
   const kms = await aws.kms();
   const d = await kms.send(new k.DescribeKeyCommand({ KeyId: names.kmsAlias }));
   await kms.send(new k.DeleteAliasCommand({ AliasName: names.kmsAlias }));

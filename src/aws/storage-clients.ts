@@ -1,6 +1,7 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { kmsSdk, s3Sdk } from './sdk.js';
 
 /**
  * The S3 and KMS clients, built in one place (STYLE.md §4): all the node agent needs, so its
@@ -85,7 +86,7 @@ export class StorageClients {
 
   s3(): Promise<S3Client> {
     return this.get('s3', async () => {
-      const { S3Client } = await import('@aws-sdk/client-s3');
+      const { S3Client } = await s3Sdk();
       return new S3Client({
         ...(await this.common()),
         forcePathStyle: Boolean(this.settings.endpoint),
@@ -101,10 +102,7 @@ export class StorageClients {
   }
 
   kms(): Promise<KMSClient> {
-    return this.get(
-      'kms',
-      async () => new (await import('@aws-sdk/client-kms')).KMSClient(await this.common()),
-    );
+    return this.get('kms', async () => new (await kmsSdk()).KMSClient(await this.common()));
   }
 
   /** Releases sockets (tests, short-lived commands). */

@@ -1,4 +1,5 @@
 import type { GetObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
+import { s3Sdk } from '../aws/sdk.js';
 import { ConflictError, IntegrityError, UserError } from '../errors.js';
 import { type Binding, encryptionContext, open, parseEnvelope, seal, sha256 } from '../secrets/envelope.js';
 import type { KeyService } from '../secrets/keyring.js';
@@ -95,7 +96,7 @@ export class BackupStore {
   }
 
   async #s3() {
-    return import('@aws-sdk/client-s3');
+    return s3Sdk();
   }
 
   /**

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { createPatch } from 'diff';
 import { type BootstrapState, inspectBootstrap, planBootstrap } from '../aws/bootstrap.js';
 import { agentBundle } from '../context/agent-bundle.js';
@@ -142,8 +144,15 @@ export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<Cha
     : undefined;
   const { readIndexForPublish, readSeen } = await import('../secrets/seen.js');
   const seen = await readSeen(secrets);
-  const bases = new Map<Layer, IndexSnapshot | null>();
-  for (const layer of LAYERS) bases.set(layer, store ? await readIndexForPublish(store, layer, seen) : null);
+  // the indexes are read at once; the first error, in layer order, is the one reported
+  const reads = await Promise.allSettled(
+    LAYERS.map((layer) => (store ? readIndexForPublish(store, layer, seen) : Promise.resolve(null))),
+  );
+  const failed = reads.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const bases = new Map<Layer, IndexSnapshot | null>(
+    LAYERS.map((layer, i) => [layer, (reads[i] as PromiseFulfilledResult<IndexSnapshot | null>).value]),
+  );
   // a fresh working copy is planned from the bucket's layers (never a new PKI over a live
   // cluster); one with files but behind the bucket is a conflict
   const restored = store ? await restoreForPlan(store, secrets, cfg.name, bases, seen) : undefined;
@@ -167,9 +176,109 @@ async function planFrom(
     restored: RestoredCopy | undefined;
   },
 ): Promise<ChangeSet> {
+  const { cfg } = ctx;
+  const { bootstrapState, kmsKeyArn, restored } = p;
+  const root = restored?.root ?? secretsDir(cfg.name);
+  const emptyState = !bootstrapState.buckets.find((b) => b.role === 'state')!.exists;
+  // Terraform's plan, most of a no-op plan's time and a process of its own, starts first,
+  // with the SSH public key of the working copy, and runs while the PKI plan, the manifests
+  // and the layer diffs are computed. It is used when the PKI plan settles on the same key
+  // (on every environment that was built); otherwise it is discarded and Terraform plans
+  // again with the PKI plan's key. Its failure is reported where it was before: after the
+  // steps that come first, whose errors come first.
+  const localPub = o.skipTerraform
+    ? undefined
+    : await readFile(path.join(root, 'common', 'ssh', `${cfg.name}.pub`), 'utf8').catch(() => undefined);
+  let planning = () => {};
+  const begun = new Promise<void>((resolve) => {
+    planning = resolve;
+  });
+  const early =
+    localPub === undefined
+      ? undefined
+      : terraformPlan(ctx, { kmsKeyArn, sshPublicKey: localPub, emptyState, onPlanning: planning });
+  early?.catch(() => {}); // awaited, or discarded, below
+  // the PKI plan and rendering are CPU work on this event loop: Terraform's set-up (version,
+  // init check) goes first, so that its plan is not kept waiting behind them
+  if (early) await Promise.race([begun, early.then(noop, noop)]);
+  try {
+    return await planWithTerraform(ctx, o, p, root, emptyState, { early, localPub });
+  } catch (e) {
+    await discard(early);
+    throw e;
+  }
+}
+
+const noop = () => {};
+
+/** A plan of the platform Terraform (`terraform plan -lock=false` into temporary files). */
+interface TerraformRun {
+  tf: PlatformTerraform;
+  summary: PlanSummary;
+}
+
+/**
+ * Plans the platform Terraform for a preview. json: false — without changes `show -json`
+ * (seconds: it loads every provider schema) is skipped; Terraform then applies nothing, so
+ * its rules have nothing to refuse and are reported as not evaluated.
+ * @throws what platformTerraform and the plan throw, with the temporary files removed
+ */
+async function terraformPlan(
+  ctx: EnvContext,
+  o: {
+    kmsKeyArn: string;
+    sshPublicKey: string;
+    emptyState: boolean;
+    /** called once Terraform is set up, as its plan starts */
+    onPlanning?: () => void;
+  },
+): Promise<TerraformRun> {
+  const tf = await platformTerraform(ctx, {
+    kmsKeyArn: o.kmsKeyArn,
+    sshPublicKey: o.sshPublicKey,
+    preview: true,
+    emptyState: o.emptyState,
+  });
+  try {
+    o.onPlanning?.();
+    return {
+      tf,
+      summary: await tf.tf.plan(tf.vars, tf.planFile, { lock: false, varFile: tf.varFile, json: false }),
+    };
+  } catch (e) {
+    await tf.dispose();
+    throw e;
+  }
+}
+
+/** Waits for a plan that will not be used to end, then removes its temporary files. */
+async function discard(run: Promise<TerraformRun> | undefined): Promise<void> {
+  const r = await run?.catch(() => undefined);
+  await r?.tf.dispose();
+}
+
+/**
+ * The change set once Terraform's plan is under way ({@link planFrom}): PKI plan, manifests,
+ * layer diffs, agent, then Terraform's result (the early plan, or a new one when the PKI
+ * plan's SSH key differs from the one it started with) and the policy.
+ */
+async function planWithTerraform(
+  ctx: EnvContext,
+  o: PlanOptions,
+  p: {
+    bootstrapState: BootstrapState;
+    bootstrap: string[];
+    kmsKeyArn: string;
+    store: SecretStore | undefined;
+    bases: Map<Layer, IndexSnapshot | null>;
+    restored: RestoredCopy | undefined;
+  },
+  root: string,
+  emptyState: boolean,
+  started: { early: Promise<TerraformRun> | undefined; localPub: string | undefined },
+): Promise<ChangeSet> {
   const { cfg, names } = ctx;
   const { bootstrapState, bootstrap, kmsKeyArn, store, bases, restored } = p;
-  const root = restored?.root ?? secretsDir(cfg.name);
   const { planPki, pkiPlanFor } = await import('../secrets/pki/index.js');
   const pki = await planPki(root, pkiPlanFor(cfg));
   // rendered after the PKI: the manifests embed its Kubernetes CA (metrics-server's APIService caBundle)
@@ -221,22 +330,15 @@ async function planFrom(
   let terraform: ChangeSet['terraform'];
   let planJson: unknown;
   if (!o.skipTerraform) {
-    const emptyState = !stateBucket.exists;
-    const tf = await platformTerraform(ctx, {
-      kmsKeyArn,
-      sshPublicKey: pki.sshPublicKey,
-      preview: true,
-      emptyState,
-    });
+    let run: TerraformRun;
+    if (started.early && started.localPub?.trim() === pki.sshPublicKey.trim()) {
+      run = await started.early;
+    } else {
+      await discard(started.early);
+      run = await terraformPlan(ctx, { kmsKeyArn, sshPublicKey: pki.sshPublicKey, emptyState });
+    }
+    const { tf, summary } = run;
     try {
-      // json: false — without changes `show -json` (seconds: it loads every provider schema)
-      // is skipped; Terraform then applies nothing, so its rules have nothing to refuse and
-      // are reported as not evaluated
-      const summary = await tf.tf.plan(tf.vars, tf.planFile, {
-        lock: false,
-        varFile: tf.varFile,
-        json: false,
-      });
       planJson = summary.json;
       const { planView } = await import('../policy/index.js');
       const resources =

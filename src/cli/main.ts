@@ -5,6 +5,7 @@
  * lazily inside each action so `--help` loads nothing heavy (no AWS SDK, no handlebars).
  */
 import { Command, Option } from 'commander';
+import { loadSdkWithRequire } from '../aws/sdk.js';
 import { type CommandContext, cliContext } from '../context/command.js';
 import { assertLauncherEnvironment } from './common.js';
 import { commands } from './registry.js';
@@ -83,6 +84,8 @@ function debugAfterCommand(argv: string[]): boolean {
 
 /** Entry: `node main.js <command> ...` or via a scripts/<command> launcher. */
 export async function runCli(argv: string[]): Promise<void> {
+  // this process runs from node_modules, unbundled: the SDK's packages by require (src/aws/sdk.ts)
+  loadSdkWithRequire();
   // `cmd | head` closes the pipe early: stop quietly, as Unix tools do
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0);

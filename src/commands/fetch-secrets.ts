@@ -4,12 +4,11 @@ import path from 'node:path';
 import type { CommandContext } from '../context/command.js';
 import { secretStore } from '../context/environment.js';
 import { ConflictError, PlatformError, UserError } from '../errors.js';
-import { atomicWrite, listFiles } from '../fsutil.js';
+import { atomicWrite, atomicWriteAll, listFiles } from '../fsutil.js';
 import { log } from '../log.js';
 import { displayPath, secretsDir } from '../paths.js';
 import { sha256 } from '../secrets/envelope.js';
 import { type FetchPlan, planFetch } from '../secrets/fetch-plan.js';
-import { mergeKubeconfig } from '../secrets/kubeconfig-merge.js';
 import { LAYERS, type Layer } from '../secrets/layers.js';
 import { checkSeen, readSeen, recordSeen } from '../secrets/seen.js';
 import type { IndexSnapshot } from '../secrets/store.js';
@@ -59,10 +58,15 @@ export async function fetchSecretsCommand(o: FetchSecretsOptions, context: Comma
     const { store } = await secretStore(ctx);
     const seen = await readSeen(dir);
     const plans: { layer: Layer; snap: IndexSnapshot; plan: FetchPlan }[] = [];
-    for (const layer of o.layer ?? LAYERS) {
+    const layers = o.layer ?? LAYERS;
+    // every index is read at once (reads only); each is then judged in layer order, so the
+    // first error and the log lines are those of reading them one after another
+    const reads = layers.map((layer) => store.readIndex(layer));
+    for (const r of reads) r.catch(() => {}); // awaited below, in order
+    for (const [i, layer] of layers.entries()) {
       let snap: IndexSnapshot | 'not-modified' | undefined;
       try {
-        snap = await store.readIndex(layer);
+        snap = await reads[i];
       } catch (e) {
         if (!o.layer && denied(e)) {
           log.info(`${layer}: not readable with these credentials, skipped`);
@@ -105,11 +109,21 @@ export async function fetchSecretsCommand(o: FetchSecretsOptions, context: Comma
       })),
     );
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    // each file atomically, several at a time, each directory fsynced once
+    await atomicWriteAll(
+      fetched.flatMap((p) => {
+        const same = new Set(p.plan.same);
+        return [...p.data]
+          .filter(([f]) => !same.has(f))
+          .map(([f, data]) => ({
+            file: path.join(dir, p.layer, f),
+            data,
+            mode: p.snap.index.files[f]!.mode,
+          }));
+      }),
+      { dirMode: 0o700 },
+    );
     for (const p of fetched) {
-      for (const [f, data] of p.data) {
-        if (p.plan.same.includes(f)) continue;
-        await atomicWrite(path.join(dir, p.layer, f), data, p.snap.index.files[f]!.mode, 0o700);
-      }
       log.info(
         `${p.layer}: generation ${p.snap.index.generation}: ${p.plan.add.length} added, ${p.plan.differ.length} overwritten, ${p.plan.same.length} up to date`,
       );
@@ -142,6 +156,7 @@ async function installKubeconfig(dir: string, env: string): Promise<void> {
     if (e.code === 'ENOENT') return '';
     throw new PlatformError(`cannot read ${target}: ${e.message}`);
   });
+  const { mergeKubeconfig } = await import('../secrets/kubeconfig-merge.js'); // yaml: only for --break-glass
   const merged = mergeKubeconfig(existing, incoming, name, target);
   if (merged !== existing) {
     await atomicWrite(target, merged, 0o600, 0o700);

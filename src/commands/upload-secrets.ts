@@ -70,12 +70,14 @@ export async function uploadSecretsCommand(
     }
     const { store, keys } = await secretStore(ctx);
     const seen = await readSeen(dir);
-    const bases = new Map<Layer, Awaited<ReturnType<typeof readIndexForPublish>>>();
-    for (const { layer } of local) bases.set(layer, await readIndexForPublish(store, layer, seen));
-    const prepared: PreparedPublish[] = [];
-    for (const { layer, files } of local) {
-      prepared.push(await store.prepare(layer, files, { dryRun: o.dryRun, base: bases.get(layer) ?? null }));
-    }
+    // every index is read at once, then every layer is prepared (its files uploaded) at once,
+    // sharing the store's requests in flight; no index is written before all are prepared
+    const bases = await inLayerOrder(local.map(({ layer }) => readIndexForPublish(store, layer, seen)));
+    const prepared: PreparedPublish[] = await inLayerOrder(
+      local.map(({ layer, files }, i) =>
+        store.prepare(layer, files, { dryRun: o.dryRun, base: bases[i] ?? null }),
+      ),
+    );
     const rows = prepared.map((p) => p.result);
     if (o.json) {
       context.stdout.write(
@@ -127,6 +129,19 @@ export async function uploadSecretsCommand(
   } finally {
     await ctx.close();
   }
+}
+
+/**
+ * Waits for every promise (so nothing is still in flight when it returns or throws) and
+ * returns their values in order.
+ * @throws the error of the first promise, in array order, that was rejected: the error a
+ *   one-after-another loop over the layers would have stopped at
+ */
+async function inLayerOrder<T>(work: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 /**

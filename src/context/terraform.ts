@@ -72,6 +72,10 @@ export async function platformTerraform(
   const o: PlatformTerraformOptions =
     typeof kmsKeyArnOrOpts === 'string' ? { kmsKeyArn: kmsKeyArnOrOpts } : kmsKeyArnOrOpts;
   const { cfg } = ctx;
+  // the binary's version is read while the image and the agent bundle are looked up;
+  // Terraform.create below finds it ready (its errors come from there, in their place)
+  const probe = import('../terraform/driver.js').then((d) => d.probeBinary(undefined, terraformDir()));
+  probe.catch(() => {});
   let sshPublicKey = o.sshPublicKey?.trim();
   if (sshPublicKey === undefined) {
     const pub = path.join(secretsDir(cfg.name), 'common', 'ssh', `${cfg.name}.pub`);
@@ -82,10 +86,14 @@ export async function platformTerraform(
       });
     sshPublicKey = (text ?? STAND_IN_SSH_KEY).trim();
   }
-  const amiId = await resolveAmi(ctx.aws, cfg.nodeAmi, Boolean(ctx.aws.settings.endpoint), {
+  // both at once; the image's error, if any, is reported first, as when one came after the other
+  const ami = resolveAmi(ctx.aws, cfg.nodeAmi, Boolean(ctx.aws.settings.endpoint), {
     readOnly: Boolean(o.preview),
   });
-  const agent = await agentBundle();
+  const bundle = agentBundle();
+  bundle.catch(() => {}); // awaited after the image
+  const amiId = await ami;
+  const agent = await bundle;
   const { Terraform } = await import('../terraform/driver.js');
   const { tfVars } = await import('../terraform/vars.js');
   const vars = tfVars(cfg, {

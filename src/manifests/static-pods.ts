@@ -8,10 +8,7 @@ import { ManifestError, type ManifestProblem, validateStaticPod } from '../agent
  * never published at all.
  */
 
-/** True when a layer-relative path is in a layer's kubelet manifest directory (`manifests/...`). */
-export function isManifestFile(layerRelative: string): boolean {
-  return layerRelative.startsWith('manifests/');
-}
+export { isManifestFile } from './manifest-path.js';
 
 /**
  * Problems of one static pod manifest, as the agent would report them.

@@ -1,4 +1,5 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
+import { kmsSdk } from '../aws/sdk.js';
 import { ExitCode, IntegrityError, PlatformError } from '../errors.js';
 import { type DataKey, encryptionContext, sha256 } from './envelope.js';
 
@@ -38,7 +39,7 @@ export class KmsKeyService implements KeyService {
   ) {}
 
   async generateDataKey(context: Record<string, string>): Promise<DataKey> {
-    const { GenerateDataKeyCommand } = await import('@aws-sdk/client-kms');
+    const { GenerateDataKeyCommand } = await kmsSdk();
     this.requests++;
     const r = await this.kms.send(
       new GenerateDataKeyCommand({ KeyId: this.keyId, KeySpec: 'AES_256', EncryptionContext: context }),
@@ -47,7 +48,7 @@ export class KmsKeyService implements KeyService {
   }
 
   async decryptDataKey(encrypted: Buffer, context: Record<string, string>): Promise<Buffer> {
-    const { DecryptCommand } = await import('@aws-sdk/client-kms');
+    const { DecryptCommand } = await kmsSdk();
     this.requests++;
     try {
       const r = await this.kms.send(

@@ -2,7 +2,7 @@ import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { type Problem, UserError, ValidationError } from '../errors.js';
 import { listFiles, readRegularFile } from '../fsutil.js';
-import { describeProblem, isManifestFile, staticPodProblems } from '../manifests/static-pods.js';
+import { isManifestFile } from '../manifests/manifest-path.js';
 import { displayPath } from '../paths.js';
 import { sha256 } from './envelope.js';
 import { isSafePath, type Layer } from './layers.js';
@@ -94,8 +94,10 @@ export async function readLayerDir(secretsRoot: string, layer: Layer): Promise<L
     const mode = st.mode & 0o7777;
     const bad = modeProblem(rel, content, mode);
     if (bad) problems.push({ file: displayPath(full), message: bad });
-    // a manifest every node agent would refuse is not published (the agent's own schema)
+    // a manifest every node agent would refuse is not published (the agent's own schema,
+    // loaded only for a layer that has manifests: its validator is 0.9 MB of code)
     if (isManifestFile(rel)) {
+      const { describeProblem, staticPodProblems } = await import('../manifests/static-pods.js');
       for (const p of staticPodProblems(content))
         problems.push({
           file: displayPath(full),

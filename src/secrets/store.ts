@@ -1,4 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { LimitFunction } from 'p-limit';
+import { s3Sdk } from '../aws/sdk.js';
 import type { StorageClients } from '../aws/storage-clients.js';
 import { ConflictError, IntegrityError, PlatformError } from '../errors.js';
 import { log } from '../log.js';
@@ -78,7 +80,11 @@ export interface IndexVersion {
   deleteMarker?: boolean;
 }
 
-/** Requests in flight per publish or fetch of a layer when the caller names no other number. */
+/**
+ * Requests in flight per store (the uploads of its publishes, the downloads of its fetches,
+ * its status reads), however many layers are published or fetched at once, when the
+ * caller names no other number.
+ */
 export const DEFAULT_CONCURRENCY = 16;
 
 export interface SecretStoreDeps {
@@ -88,7 +94,10 @@ export interface SecretStoreDeps {
   environment: string;
   /** KMS key id/ARN/alias for SSE-KMS on top of the envelope */
   kmsKeyId: string;
-  /** parallel requests per publish/fetch; default {@link DEFAULT_CONCURRENCY} */
+  /**
+   * file uploads and downloads in flight at once, shared by every publish and fetch of this
+   * store; default {@link DEFAULT_CONCURRENCY}
+   */
   concurrency?: number;
 }
 
@@ -122,7 +131,17 @@ export class SecretStore {
   puts = 0;
   /** GetObject requests made since construction */
   gets = 0;
+  #limit?: LimitFunction;
   constructor(private readonly deps: SecretStoreDeps) {}
+
+  /** The store's one limiter: layers prepared or fetched at once share its slots. */
+  async #limiter(): Promise<LimitFunction> {
+    if (!this.#limit) {
+      const { default: pLimit } = await import('p-limit');
+      this.#limit ??= pLimit(this.deps.concurrency ?? DEFAULT_CONCURRENCY);
+    }
+    return this.#limit;
+  }
 
   get bucket(): string {
     return this.deps.bucket;
@@ -133,7 +152,7 @@ export class SecretStore {
   }
 
   async #cmd() {
-    return import('@aws-sdk/client-s3');
+    return s3Sdk();
   }
 
   /**
@@ -225,10 +244,9 @@ export class SecretStore {
     if ((isEmptyPlan(plan) && opts.generation === undefined) || opts.dryRun) return { result };
 
     const { PutObjectCommand } = await this.#cmd();
-    const { default: pLimit } = await import('p-limit');
     const key = await this.deps.keyring.forLayer(layer, current?.encryptedKey);
     const byPath = new Map(files.map((f) => [f.path, f]));
-    const limit = pLimit(this.deps.concurrency ?? DEFAULT_CONCURRENCY);
+    const limit = await this.#limiter();
     const entries: Record<string, IndexEntry> = { ...(current?.index.files ?? {}) };
     for (const p of plan.removed) delete entries[p];
     for (const p of plan.modeChanged) entries[p] = { ...entries[p]!, mode: byPath.get(p)!.mode };
@@ -442,8 +460,7 @@ export class SecretStore {
     index: LayerIndex,
     only?: (path: string) => boolean,
   ): Promise<Map<string, Buffer>> {
-    const { default: pLimit } = await import('p-limit');
-    const limit = pLimit(this.deps.concurrency ?? DEFAULT_CONCURRENCY);
+    const limit = await this.#limiter();
     const out = new Map<string, Buffer>();
     await Promise.all(
       Object.entries(index.files)
@@ -498,7 +515,6 @@ export class SecretStore {
    */
   async readStatuses(layer: string): Promise<{ node: string; json: unknown; lastModified?: Date }[]> {
     const { GetObjectCommand, paginateListObjectsV2 } = await this.#cmd();
-    const { default: pLimit } = await import('p-limit');
     const prefix = `status/${layer}/`;
     const keys: string[] = [];
     for await (const page of paginateListObjectsV2(
@@ -507,7 +523,7 @@ export class SecretStore {
     )) {
       for (const o of page.Contents ?? []) if (o.Key && o.Key.length > prefix.length) keys.push(o.Key);
     }
-    const limit = pLimit(this.deps.concurrency ?? DEFAULT_CONCURRENCY);
+    const limit = await this.#limiter();
     return Promise.all(
       keys.sort().map((key) =>
         limit(async () => {
@@ -636,7 +652,7 @@ export class SecretStore {
  * benchmarks all call this.
  *
  * @param opts.kmsKeyId key id, ARN or alias (`alias/kube-platform/<env>`): data keys and SSE-KMS
- * @param opts.concurrency parallel requests per publish/fetch (default 16)
+ * @param opts.concurrency file uploads/downloads in flight at once, for the whole store (default 16)
  * @returns the store and its KMS key service (`keys.requests` counts KMS calls)
  */
 export async function openSecretStore(

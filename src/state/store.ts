@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import semver from 'semver';
 import type { AwsClients } from '../aws/clients.js';
+import { s3Sdk } from '../aws/sdk.js';
 import { ConflictError, UserError } from '../errors.js';
 import { log } from '../log.js';
 import { type Binding, open, parseEnvelope, seal } from '../secrets/envelope.js';
@@ -113,7 +114,7 @@ export class ClusterStateStore {
    *   environment's); ValidationError when it does not match the schema
    */
   async read(): Promise<StateSnapshot> {
-    const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+    const { GetObjectCommand } = await s3Sdk();
     let data: Buffer;
     let etag: string;
     try {
@@ -150,7 +151,7 @@ export class ClusterStateStore {
     opts: { allowDowngrade?: boolean } = {},
   ): Promise<StateSnapshot> {
     assertNotDowngrade(base.state, this.deps.toolkitVersion, Boolean(opts.allowDowngrade), this.where);
-    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+    const { PutObjectCommand } = await s3Sdk();
     const doc: ClusterState = {
       ...next,
       environment: this.deps.environment,

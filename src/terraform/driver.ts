@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { PlatformError, UserError } from '../errors.js';
@@ -115,8 +115,7 @@ export class Terraform {
    * @throws UserError from the CLI configuration (bad PLATFORM_TF_MIRROR, missing template)
    */
   static async create(settings: TerraformSettings): Promise<Terraform> {
-    const binary = await resolveBinary(settings.binary);
-    const version = await binaryVersion(binary, settings.dir);
+    const { binary, version } = await probeBinary(settings.binary, settings.dir);
     const [major = 0, minor = 0] = version.split('.').map(Number);
     if (major < MIN_VERSION[0] || (major === MIN_VERSION[0] && minor < MIN_VERSION[1])) {
       throw new UserError(`${binary} is version ${version}; kube-platform needs terraform or tofu >= 1.10`, {
@@ -430,6 +429,32 @@ export async function resolveBinary(binary?: string, env: NodeJS.ProcessEnv = pr
   throw new PlatformError('neither terraform nor tofu is installed', {
     hint: 'install OpenTofu (https://opentofu.org/docs/intro/install/) or Terraform >= 1.10, or set PLATFORM_TF_BINARY',
   });
+}
+
+/**
+ * Versions already read in this process, by binary path, size and modification time, so
+ * that a caller can start {@link probeBinary} early (a `version -json` is 0.1-0.3 s) and
+ * {@link Terraform.create} finds the answer ready.
+ */
+const versions = new Map<string, Promise<string>>();
+
+/**
+ * Resolves the binary ({@link resolveBinary}) and reads its version, once per binary file
+ * in this process (a failure is not remembered).
+ * @returns the absolute path and the version, e.g. "1.11.4"
+ * @throws as resolveBinary; PlatformError when the version cannot be read
+ */
+export async function probeBinary(binary?: string, cwd = '.'): Promise<{ binary: string; version: string }> {
+  const found = await resolveBinary(binary);
+  const s = await stat(found).catch(() => undefined);
+  const key = `${found}\0${s?.size}\0${s?.mtimeMs}`;
+  let version = versions.get(key);
+  if (!version) {
+    version = binaryVersion(found, cwd);
+    versions.set(key, version);
+    version.catch(() => versions.delete(key));
+  }
+  return { binary: found, version: await version };
 }
 
 /** `<binary> version -json` → "1.11.4" (both terraform and tofu report `terraform_version`). */

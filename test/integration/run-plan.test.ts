@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { listFiles } from '../../src/fsutil.js';
 import { type CliResult, cli, workspace } from '../helpers/cli.js';
@@ -115,6 +117,29 @@ test('on a built environment, run --plan lists the etcd manifest diff and writes
   const noop = await recorded(['run', '-e', 'play-plan', '--plan', '--exit-code']);
   expect({ code: noop.code, log: noop.code === 0 ? '' : fail(noop) }).toEqual({ code: 0, log: '' });
   expect(noop.written).toEqual([]);
+
+  // Terraform starts planning with the working copy's SSH public key before the PKI plan has
+  // derived the key from the private key; a .pub that does not match the private key must
+  // not reach the plan: the PKI plan rewrites the .pub, and Terraform plans with the derived
+  // key, which the built environment already has
+  const pub = path.join(ws.dir, 'secrets', 'play-plan', 'common', 'ssh', 'play-plan.pub');
+  const goodPub = readFileSync(pub, 'utf8');
+  const otherKey = path.join(mkdtempSync(path.join(tmpdir(), 'kp-other-key-')), 'k');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'play-plan', '-f', otherKey]);
+  writeFileSync(pub, readFileSync(`${otherKey}.pub`, 'utf8'));
+  const stale = await recorded(['run', '-e', 'play-plan', '--plan', '--json']);
+  expect({ code: stale.code, log: stale.code === 0 ? '' : fail(stale) }).toEqual({ code: 0, log: '' });
+  const staleSet = JSON.parse(stale.stdout) as {
+    pki: { write: { path: string }[] };
+    terraform: { changes: boolean; resources: { address: string }[] };
+  };
+  expect(staleSet.pki.write.map((w) => w.path)).toContain('common/ssh/play-plan.pub');
+  expect({ changes: staleSet.terraform.changes, resources: staleSet.terraform.resources }).toEqual({
+    changes: false,
+    resources: [],
+  });
+  expect(stale.written).toEqual([]);
+  writeFileSync(pub, goodPub);
 
   const file = path.join(ws.dir, 'environments', 'play-plan.env');
   writeFileSync(file, `${readFileSync(file, 'utf8')}ETCD_VERSION=v3.6.5\n`);
