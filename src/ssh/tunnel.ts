@@ -1,0 +1,314 @@
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { freePort } from '../aws/local.js';
+import { ConflictError } from '../errors.js';
+import { exec, spawnWatched, type WatchedProcess } from '../exec/index.js';
+import { log } from '../log.js';
+import { bastionAlias, envSshPaths } from './config.js';
+
+/**
+ * A route from the operator's container to one etcd member's client port: an `ssh -N -L`
+ * local forward through the environment's bastion, for the snapshots of `roll secure` and
+ * `upgrade` (`--etcd-via-bastion`, issue 14 item 3).
+ *
+ * What it relies on, all written by `agent-setup -e ENV` (src/commands/agent-setup.ts,
+ * src/ssh/config.ts): `~/.ssh/kube-platform/<env>.config` with `Host bastion-<env>`
+ * (HostName, Port, User, IdentityFile + IdentitiesOnly, StrictHostKeyChecking yes against
+ * the pinned `<env>.known_hosts`), and the environment key in an ssh-agent or its file. ssh
+ * reads only that file (`-F`: neither ~/.ssh/config nor /etc/ssh/ssh_config, ssh(1)), runs
+ * no remote command (`-N`), never prompts (`BatchMode=yes`: a missing key or an unpinned
+ * host key fails instead of asking), exits when the forward cannot be set up
+ * (`ExitOnForwardFailure=yes`), forwards no agent on this connection (`ForwardAgent=no`
+ * overrides the bastion block's `yes`: ssh_config(5), the first value obtained wins and
+ * command-line options come first) and gives up on a dead bastion (`ConnectTimeout`,
+ * `ServerAliveInterval`/`CountMax`). No secret is on the command line: the key stays in the
+ * agent or the IdentityFile named in the config.
+ *
+ * The local end listens on 127.0.0.1 only, on a free port. ssh binds a local forward only
+ * after the session is authenticated (OpenSSH ssh.c: ssh_init_forwarding runs after the
+ * login), so "the port accepts" means "the bastion let us in". Each connection to the port
+ * opens its own `direct-tcpip` channel (RFC 4254 §7.2) from the bastion to
+ * `<member ENI ip>:2379`, so the tunnel outlives a member's restart: a replaced master
+ * claims the same ENI address (DESIGN.md §6) and new connections reach it again. TLS is
+ * end to end between etcdctl and the member: every member's server certificate carries
+ * 127.0.0.1 in its SANs (src/secrets/pki/layout.ts), so `https://127.0.0.1:<port>`
+ * verifies against the etcd CA as on a master.
+ */
+
+/** etcd's client port (etcd.io "Configuration flags": --listen-client-urls default :2379). */
+export const ETCD_CLIENT_PORT = 2379;
+
+/** Seconds to wait for the tunnel to accept connections @default 15 */
+export const TUNNEL_OPEN_TIMEOUT_S = 15;
+
+/** The member a tunnel leads to. */
+export interface TunnelMember {
+  /** member name, e.g. `etcd-0` (src/config/topology.ts) */
+  name: string;
+  /** its fixed ENI address */
+  ip: string;
+}
+
+/** What the ssh command line is built from (pure input of {@link tunnelArgs}). */
+export interface TunnelArgsInput {
+  /** `~/.ssh/kube-platform/<env>.config` (absolute) */
+  configFile: string;
+  /** `bastion-<env>` */
+  alias: string;
+  /** the local port on 127.0.0.1 */
+  localPort: number;
+  /** the member's address and client port as the bastion reaches them */
+  remoteHost: string;
+  remotePort: number;
+  /** seconds ssh may take to connect to the bastion @default 10 */
+  connectTimeoutS?: number;
+}
+
+/**
+ * The arguments of `ssh` for the tunnel (see the module doc for each option). Pure.
+ * @returns an argument array: no shell, no secret (a key, a passphrase) in it
+ */
+export function tunnelArgs(i: TunnelArgsInput): string[] {
+  return [
+    '-F',
+    i.configFile,
+    '-N',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ExitOnForwardFailure=yes',
+    '-o',
+    'ForwardAgent=no',
+    '-o',
+    'ControlMaster=no',
+    '-o',
+    'ControlPath=none',
+    '-o',
+    `ConnectTimeout=${i.connectTimeoutS ?? 10}`,
+    '-o',
+    'ServerAliveInterval=15',
+    '-o',
+    'ServerAliveCountMax=3',
+    '-L',
+    `127.0.0.1:${i.localPort}:${i.remoteHost}:${i.remotePort}`,
+    i.alias,
+  ];
+}
+
+/**
+ * The member to forward to: the first of `members` that is not in `avoid` (e.g. the masters
+ * a roll is about to replace), else the one of `avoid` listed last (the master that goes
+ * down last: its snapshot gate runs while it is still up). Pure.
+ * @throws Error for an empty member list (a validated environment has at least one master)
+ */
+export function chooseTunnelMember<M extends TunnelMember>(members: M[], avoid: readonly string[] = []): M {
+  if (!members.length) throw new Error('no etcd members');
+  const free = members.find((m) => !avoid.includes(m.name));
+  if (free) return free;
+  for (let i = avoid.length - 1; i >= 0; i--) {
+    const m = members.find((x) => x.name === avoid[i]);
+    if (m) return m;
+  }
+  return members[0]!;
+}
+
+/** How `--plan` and messages describe the route. */
+export function describeRoute(
+  env: string,
+  member: TunnelMember,
+  remotePort = ETCD_CLIENT_PORT,
+  home?: string,
+): string {
+  return `an ssh tunnel through ${bastionAlias(env)} (${envSshPaths(env, home).config}) to ${member.name} ${member.ip}:${remotePort}`;
+}
+
+/** An open tunnel. */
+export interface BastionTunnel {
+  /** `https://127.0.0.1:<local port>`: the member's client URL through the tunnel */
+  url: string;
+  localPort: number;
+  member: TunnelMember;
+  /** how messages name it, see {@link describeRoute} */
+  route: string;
+  /** milliseconds from spawning ssh to the port accepting (the last opening's) */
+  openedMs: number;
+  /** the ssh process id (tests check it is gone after close) */
+  pid(): number;
+  /** whether ssh still runs */
+  alive(): boolean;
+  /** ssh's stderr so far (its diagnostics; no secret is ever in it) */
+  stderr(): string;
+  /**
+   * Opens the tunnel again on the same local port when ssh has exited (e.g. the bastion was
+   * replaced or the connection dropped); does nothing while it runs.
+   * @throws ConflictError as {@link openBastionTunnel}
+   */
+  ensure(): Promise<void>;
+  /** stops ssh (SIGTERM, SIGKILL after 5 s) and waits for it; idempotent */
+  close(): Promise<void>;
+}
+
+/** Options of {@link openBastionTunnel}. */
+export interface OpenTunnelOptions {
+  env: string;
+  member: TunnelMember;
+  /** the member's client port @default 2379 */
+  remotePort?: number;
+  /** home directory whose ~/.ssh/kube-platform is used @default os.homedir() */
+  home?: string;
+  /** seconds to wait for the port to accept @default 15 */
+  timeoutS?: number;
+  /** the ssh program @default ssh */
+  ssh?: string;
+  /** extra environment of ssh (e.g. SSH_AUTH_SOCK); process.env is inherited */
+  sshEnv?: Record<string, string | undefined>;
+}
+
+const LOCAL = '127.0.0.1';
+const FIX = (env: string) => `eval "$(agent-setup -e ${env})"`;
+
+/** Resolves true when something accepts a TCP connection on 127.0.0.1:port within 500 ms. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: LOCAL, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(500, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** `HostName:Port` of the bastion as ssh resolves it from the config (`ssh -G`), for messages. */
+async function bastionAddress(ssh: string, configFile: string, alias: string): Promise<string> {
+  const r = await exec(ssh, ['-F', configFile, '-G', alias], { cwd: os.tmpdir(), reject: false }).catch(
+    () => undefined,
+  );
+  if (r?.exitCode !== 0) return alias;
+  const get = (k: string) =>
+    r.stdout
+      .split('\n')
+      .find((l) => l.startsWith(`${k} `))
+      ?.slice(k.length + 1)
+      .trim();
+  const host = get('hostname');
+  return host ? `${host}:${get('port') ?? '22'}` : alias;
+}
+
+function tail(text: string, lines = 5): string {
+  return text
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(-lines)
+    .join('; ');
+}
+
+/**
+ * Opens `ssh -F ~/.ssh/kube-platform/<env>.config -N -L 127.0.0.1:<free port>:<member ip>:2379
+ * bastion-<env>` (see the module doc) and waits, at most `timeoutS`, until the local port
+ * accepts connections. The caller closes it (`close()`) on success, error and interruption;
+ * ssh is also killed when this process exits (src/exec spawnWatched).
+ *
+ * @returns the open tunnel, its URL and the time it took to open
+ * @throws ConflictError (exit 3, as a failed snapshot gate) naming the config file when
+ *   `agent-setup` has not written it, or naming the bastion (alias and address) with ssh's
+ *   own diagnostics when ssh exits or the port does not accept within `timeoutS` — in every
+ *   case ssh is stopped before the error is thrown; PlatformError when ssh is not installed
+ */
+export async function openBastionTunnel(o: OpenTunnelOptions): Promise<BastionTunnel> {
+  const { config: configFile } = envSshPaths(o.env, o.home);
+  const alias = bastionAlias(o.env);
+  const ssh = o.ssh ?? 'ssh';
+  const remotePort = o.remotePort ?? ETCD_CLIENT_PORT;
+  const timeoutS = o.timeoutS ?? TUNNEL_OPEN_TIMEOUT_S;
+  const route = describeRoute(o.env, o.member, remotePort, o.home);
+  if (!existsSync(configFile)) {
+    throw new ConflictError(
+      `cannot open ${route}: ${configFile} does not exist (agent-setup has not been run for ${o.env} in this container)`,
+      { hint: `${FIX(o.env)} writes it, pins the bastion's host key and loads the key into an ssh-agent` },
+    );
+  }
+
+  const open = async (port: number): Promise<{ proc: WatchedProcess; ms: number; port: number }> => {
+    const started = Date.now();
+    const proc = await spawnWatched(
+      ssh,
+      tunnelArgs({
+        configFile,
+        alias,
+        localPort: port,
+        remoteHost: o.member.ip,
+        remotePort,
+        connectTimeoutS: Math.max(1, Math.min(10, Math.floor(timeoutS))),
+      }),
+      { cwd: os.tmpdir(), ...(o.sshEnv ? { env: o.sshEnv } : {}) },
+    );
+    const deadline = started + timeoutS * 1000;
+    for (;;) {
+      if (!proc.running()) break;
+      if (await accepts(port)) {
+        // the listener may be another program's that took the port first; ssh exits then
+        // (ExitOnForwardFailure): it must still run once the port answered
+        if (proc.running()) return { proc, ms: Date.now() - started, port };
+        break;
+      }
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const running = proc.running();
+    await proc.stop();
+    const exitCode = await proc.exited;
+    const where = await bastionAddress(ssh, configFile, alias);
+    const said = tail(proc.stderr());
+    const why = running
+      ? `the local port did not accept connections within ${timeoutS} s`
+      : `ssh exited${exitCode === null ? ' on a signal' : ` with code ${exitCode}`}`;
+    throw new ConflictError(
+      `cannot open ${route}: bastion ${alias} (${where}): ${why}${said ? `: ${said}` : ''}; nothing was changed`,
+      {
+        hint: `check the bastion is up and reachable (ssh -F ${configFile} ${alias} true); after a new bastion or key, ${FIX(o.env)} pins and loads them again`,
+      },
+    );
+  };
+
+  let opened: { proc: WatchedProcess; ms: number; port: number };
+  try {
+    opened = await open(await freePort());
+  } catch (e) {
+    // another program may have taken the free port between freePort() and ssh's bind: once more
+    if (!/local forwarding|bind|Address already in use/i.test((e as Error).message)) throw e;
+    opened = await open(await freePort());
+  }
+  let proc = opened.proc;
+  const localPort = opened.port;
+  const tunnel: BastionTunnel = {
+    url: `https://${LOCAL}:${localPort}`,
+    localPort,
+    member: o.member,
+    route,
+    openedMs: opened.ms,
+    pid: () => proc.pid,
+    alive: () => proc.running(),
+    stderr: () => proc.stderr(),
+    async ensure() {
+      if (proc.running()) return;
+      log.info(
+        `the ssh tunnel to ${o.member.name} has closed (${tail(proc.stderr(), 2) || 'no message'}): opening it again`,
+      );
+      const again = await open(localPort);
+      proc = again.proc;
+      tunnel.openedMs = again.ms;
+    },
+    async close() {
+      await proc.stop();
+    },
+  };
+  log.info(
+    `etcd ${o.member.name} reachable at ${tunnel.url} through ${alias} (tunnel open in ${opened.ms} ms)`,
+  );
+  return tunnel;
+}
