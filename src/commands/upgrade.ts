@@ -254,7 +254,8 @@ interface PlanRow {
  * @throws PreflightError (exit 2) naming each refused rule, before any write; UserError (2)
  *   for a bad flag, or without a TTY and --yes (after the plan, before any write);
  *   ConflictError (3) for another upgrade or operation in progress, a secure layer with other
- *   changes, or a rollout not ended; PlatformError (1) naming the master or the validate
+ *   changes, a rollout not ended, or (--etcd-via-bastion) a tunnel through the bastion that
+ *   does not open (before anything is written); PlatformError (1) naming the master or the validate
  *   failure a phase stopped at (a rerun resumes there); AbortError (130) when declined
  */
 export async function upgradeCommand(o: UpgradeOptions, context: CommandContext): Promise<number> {
@@ -273,6 +274,7 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
   const pollS = seconds('poll', o.poll, 5, 0.05, 600);
 
   const ctx = await context.openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
+  let tunnel: import('../ssh/tunnel.js').BastionTunnel | undefined;
   try {
     const env = ctx.cfg.name;
     const { store } = await secretStore(ctx);
@@ -426,8 +428,15 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
           hint: 'wait for it; if its holder is gone, a rerun resumes it once the heartbeat is older than 300 s',
         },
       );
+    if (o.etcdViaBastion && todo.includes('snapshot')) {
+      const { chooseTunnelMember, openBastionTunnel } = await import('../ssh/tunnel.js');
+      const { etcdMembers } = await import('../config/topology.js');
+      // ConflictError (3) naming the config file or the bastion, before any write
+      tunnel = await openBastionTunnel({ env, member: chooseTunnelMember(etcdMembers(ctx.cfg)) });
+    }
     const deps = upgradeDeps(ctx, o, {
       owner,
+      ...(tunnel ? { tunnel } : {}),
       store,
       stateStore,
       kube,
@@ -465,12 +474,15 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
     );
     return 0;
   } finally {
+    await tunnel?.close();
     await ctx.close();
   }
 }
 
 interface Wiring {
   owner: UpgradeOwner;
+  /** --etcd-via-bastion: the open tunnel the snapshot phase takes its snapshot through */
+  tunnel?: import('../ssh/tunnel.js').BastionTunnel;
   store: SecretStore;
   stateStore: ClusterStateStore;
   kube: KubeApi;
@@ -619,13 +631,10 @@ function upgradeDeps(ctx: EnvContext, o: UpgradeOptions, w: Wiring): UpgradeDeps
       );
     },
     snapshot: async () => {
-      let tunnel: import('../ssh/tunnel.js').BastionTunnel | undefined;
-      if (o.etcdViaBastion) {
-        const { chooseTunnelMember, openBastionTunnel } = await import('../ssh/tunnel.js');
-        const { etcdMembers } = await import('../config/topology.js');
-        // ConflictError (3) naming the config file or the bastion; nothing has changed yet
-        tunnel = await openBastionTunnel({ env, member: chooseTunnelMember(etcdMembers(ctx.cfg)) });
-      }
+      // --etcd-via-bastion: opened by upgradeCommand before anything is written; reopened
+      // here when its ssh has exited since, closed once the snapshot is taken
+      const tunnel = w.tunnel;
+      await tunnel?.ensure();
       try {
         return await snapshotThrough(tunnel);
       } catch (e) {
