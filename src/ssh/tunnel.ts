@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import { freePort } from '../aws/local.js';
 import { ConflictError } from '../errors.js';
 import { exec, spawnWatched, type WatchedProcess } from '../exec/index.js';
 import { log } from '../log.js';
@@ -168,6 +167,18 @@ export interface OpenTunnelOptions {
 const LOCAL = '127.0.0.1';
 const FIX = (env: string) => `eval "$(agent-setup -e ${env})"`;
 
+/** A port the OS reports free on 127.0.0.1 (bind to 0, read it back, release it). */
+function freeLocalPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, LOCAL, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 /** Resolves true when something accepts a TCP connection on 127.0.0.1:port within 500 ms. */
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -277,11 +288,11 @@ export async function openBastionTunnel(o: OpenTunnelOptions): Promise<BastionTu
 
   let opened: { proc: WatchedProcess; ms: number; port: number };
   try {
-    opened = await open(await freePort());
+    opened = await open(await freeLocalPort());
   } catch (e) {
-    // another program may have taken the free port between freePort() and ssh's bind: once more
+    // another program may have taken the free port between freeLocalPort() and ssh's bind: once more
     if (!/local forwarding|bind|Address already in use/i.test((e as Error).message)) throw e;
-    opened = await open(await freePort());
+    opened = await open(await freeLocalPort());
   }
   let proc = opened.proc;
   const localPort = opened.port;
