@@ -309,7 +309,11 @@ export async function rollCommand(o: RollCommandOptions, context: CommandContext
     if (kube) await kube.readyz();
     let backups: RollBackups | undefined;
     if (layer === 'secure' && o.etcdViaBastion) {
-      tunnel = await openBastionTunnel({ env, member: tunnelMemberFor(ctx.cfg, plan) });
+      tunnel = await openBastionTunnel({
+        env,
+        member: tunnelMemberFor(ctx.cfg, plan),
+        consequence: 'nothing was terminated',
+      });
       backups = throughTunnel(
         await rollBackups({ ...o, etcdEndpoint: tunnel.url }, env, await backupStore(ctx)),
         tunnel,

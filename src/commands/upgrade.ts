@@ -432,7 +432,11 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
       const { chooseTunnelMember, openBastionTunnel } = await import('../ssh/tunnel.js');
       const { etcdMembers } = await import('../config/topology.js');
       // ConflictError (3) naming the config file or the bastion, before any write
-      tunnel = await openBastionTunnel({ env, member: chooseTunnelMember(etcdMembers(ctx.cfg)) });
+      tunnel = await openBastionTunnel({
+        env,
+        member: chooseTunnelMember(etcdMembers(ctx.cfg)),
+        consequence: 'nothing was written',
+      });
     }
     const deps = upgradeDeps(ctx, o, {
       owner,

@@ -162,6 +162,8 @@ export interface OpenTunnelOptions {
   ssh?: string;
   /** extra environment of ssh (e.g. SSH_AUTH_SOCK); process.env is inherited */
   sshEnv?: Record<string, string | undefined>;
+  /** what the caller's refusal means, appended to the first opening's error (e.g. `nothing was terminated`) */
+  consequence?: string;
 }
 
 const LOCAL = '127.0.0.1';
@@ -239,12 +241,15 @@ export async function openBastionTunnel(o: OpenTunnelOptions): Promise<BastionTu
   const route = describeRoute(o.env, o.member, remotePort, o.home);
   if (!existsSync(configFile)) {
     throw new ConflictError(
-      `cannot open ${route}: ${configFile} does not exist (agent-setup has not been run for ${o.env} in this container)`,
+      `cannot open ${route}: ${configFile} does not exist (agent-setup has not been run for ${o.env} in this container)${o.consequence ? `; ${o.consequence}` : ''}`,
       { hint: `${FIX(o.env)} writes it, pins the bastion's host key and loads the key into an ssh-agent` },
     );
   }
 
-  const open = async (port: number): Promise<{ proc: WatchedProcess; ms: number; port: number }> => {
+  const open = async (
+    port: number,
+    consequence?: string,
+  ): Promise<{ proc: WatchedProcess; ms: number; port: number }> => {
     const started = Date.now();
     const proc = await spawnWatched(
       ssh,
@@ -279,7 +284,7 @@ export async function openBastionTunnel(o: OpenTunnelOptions): Promise<BastionTu
       ? `the local port did not accept connections within ${timeoutS} s`
       : `ssh exited${exitCode === null ? ' on a signal' : ` with code ${exitCode}`}`;
     throw new ConflictError(
-      `cannot open ${route}: bastion ${alias} (${where}): ${why}${said ? `: ${said}` : ''}; nothing was changed`,
+      `cannot open ${route}: bastion ${alias} (${where}): ${why}${said ? `: ${said}` : ''}${consequence ? `; ${consequence}` : ''}`,
       {
         hint: `check the bastion is up and reachable (ssh -F ${configFile} ${alias} true); after a new bastion or key, ${FIX(o.env)} pins and loads them again`,
       },
@@ -288,11 +293,11 @@ export async function openBastionTunnel(o: OpenTunnelOptions): Promise<BastionTu
 
   let opened: { proc: WatchedProcess; ms: number; port: number };
   try {
-    opened = await open(await freeLocalPort());
+    opened = await open(await freeLocalPort(), o.consequence);
   } catch (e) {
     // another program may have taken the free port between freeLocalPort() and ssh's bind: once more
     if (!/local forwarding|bind|Address already in use/i.test((e as Error).message)) throw e;
-    opened = await open(await freeLocalPort());
+    opened = await open(await freeLocalPort(), o.consequence);
   }
   let proc = opened.proc;
   const localPort = opened.port;

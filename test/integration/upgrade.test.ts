@@ -292,6 +292,7 @@ test('an illegal target is refused with its rule before any write; so is a run w
   const noSetup = await moto.record(() => cli(viaBastion(upgradeArgs('--yes', '--confirm', ENV)), vars));
   expect(noSetup.result.code).toBe(3);
   expect(noSetup.result.stderr).toContain(`${sshConfig} does not exist`);
+  expect(noSetup.result.stderr).toContain('in this container); nothing was written');
   expect(noSetup.result.stderr).toContain(`eval "$(agent-setup -e ${ENV})"`);
   expect(toolkitWrites(noSetup.requests)).toEqual([]);
 
