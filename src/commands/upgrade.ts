@@ -390,6 +390,14 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
         )}\n`,
       );
     if (o.plan) {
+      if (o.etcdViaBastion && todo.includes('snapshot')) {
+        const { envSshPaths } = await import('../ssh/config.js');
+        const { existsSync } = await import('node:fs');
+        if (!existsSync(envSshPaths(env).config))
+          log.warn(
+            `${envSshPaths(env).config} does not exist: the upgrade would refuse; eval "$(agent-setup -e ${env})" writes it`,
+          );
+      }
       log.step(`${env}: plan only: nothing was written`);
       return 0;
     }

@@ -32,7 +32,9 @@ import { bastionAlias, envSshPaths } from './config.js';
  * claims the same ENI address (DESIGN.md §6) and new connections reach it again. TLS is
  * end to end between etcdctl and the member: every member's server certificate carries
  * 127.0.0.1 in its SANs (src/secrets/pki/layout.ts), so `https://127.0.0.1:<port>`
- * verifies against the etcd CA as on a master.
+ * verifies against the etcd CA as on a master. That is also why a port taken by another
+ * program between the free-port probe and ssh's bind is harmless beyond a failed snapshot:
+ * ssh exits (ExitOnForwardFailure) and the stranger cannot present a member's certificate.
  */
 
 /** etcd's client port (etcd.io "Configuration flags": --listen-client-urls default :2379). */

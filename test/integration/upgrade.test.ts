@@ -288,6 +288,7 @@ test('an illegal target is refused with its rule before any write; so is a run w
   expect(bastionPlan.result.stdout.replace(/\s+/g, ' ')).toContain(
     `etcd snapshot through an ssh tunnel through bastion-${ENV} (${sshConfig}) to etcd-0`,
   );
+  expect(bastionPlan.result.stderr).toContain(`${sshConfig} does not exist: the upgrade would refuse`);
   expect(toolkitWrites(bastionPlan.requests)).toEqual([]);
   const noSetup = await moto.record(() => cli(viaBastion(upgradeArgs('--yes', '--confirm', ENV)), vars));
   expect(noSetup.result.code).toBe(3);
