@@ -25,6 +25,7 @@ import {
   type BastionTunnel,
   chooseTunnelMember,
   describeRoute,
+  lastLines,
   openBastionTunnel,
   type TunnelMember,
 } from '../ssh/tunnel.js';
@@ -113,6 +114,35 @@ export interface RollCommandOptions {
   etcdKey?: string;
 }
 
+function etcdTlsPaths(o: Pick<RollCommandOptions, 'etcdCacert' | 'etcdCert' | 'etcdKey'>, env: string) {
+  const pki = path.join(secretsDir(env), 'secure', 'pki');
+  return {
+    cacert: o.etcdCacert ?? path.join(pki, 'etcd', 'ca.crt'),
+    cert: o.etcdCert ?? path.join(pki, 'apiserver-etcd-client.crt'),
+    key: o.etcdKey ?? path.join(pki, 'apiserver-etcd-client.key'),
+  };
+}
+
+/**
+ * The etcd CA, client certificate and key of the roll's snapshots: the flags, else the
+ * working copy's etcd CA and the API server's etcd client pair.
+ * @throws UserError naming the flag of a file that does not exist
+ */
+export function etcdTlsFiles(
+  o: Pick<RollCommandOptions, 'etcdCacert' | 'etcdCert' | 'etcdKey'>,
+  env: string,
+): { cacert: string; cert: string; key: string } {
+  const files = etcdTlsPaths(o, env);
+  for (const [flag, file] of Object.entries(files)) {
+    if (!existsSync(file)) {
+      throw new UserError(`--etcd-${flag} ${file}: no such file`, {
+        hint: `fetch-secrets -e ${env} brings the working copy's PKI; or give --etcd-${flag}`,
+      });
+    }
+  }
+  return files;
+}
+
 /**
  * The snapshot side of `roll secure`: the bucket's listing, and — with `--etcd-endpoint` —
  * `etcdctl snapshot save` through it, sealed, uploaded and verified as `etcd-backup now` does
@@ -128,21 +158,7 @@ export async function rollBackups(
   const list = () => store.list();
   if (!o.etcdEndpoint) return { list };
   const https = o.etcdEndpoint.startsWith('https://');
-  const pki = path.join(secretsDir(env), 'secure', 'pki');
-  const files = {
-    cacert: o.etcdCacert ?? path.join(pki, 'etcd', 'ca.crt'),
-    cert: o.etcdCert ?? path.join(pki, 'apiserver-etcd-client.crt'),
-    key: o.etcdKey ?? path.join(pki, 'apiserver-etcd-client.key'),
-  };
-  if (https) {
-    for (const [flag, file] of Object.entries(files)) {
-      if (!existsSync(file)) {
-        throw new UserError(`--etcd-${flag} ${file}: no such file`, {
-          hint: `fetch-secrets -e ${env} brings the working copy's PKI; or give --etcd-${flag}`,
-        });
-      }
-    }
-  }
+  const files = https ? etcdTlsFiles(o, env) : etcdTlsPaths(o, env);
   const endpoint = endpointOf({
     endpoint: o.etcdEndpoint,
     ...(https ? { cacert: files.cacert, cert: files.cert, key: files.key } : {}),
@@ -171,10 +187,11 @@ export function throughTunnel(b: RollBackups, tunnel: BastionTunnel): RollBackup
     route: tunnel.route,
     take: async () => {
       await tunnel.ensure();
+      await tunnel.check(); // fails fast when the member does not answer (etcdctl would retry for 300 s)
       try {
         return await take();
       } catch (e) {
-        const said = tunnel.stderr().trim().split('\n').slice(-3).join('; ');
+        const said = lastLines(tunnel.stderr(), 3);
         throw new Error(`${(e as Error).message}${said ? ` (ssh: ${said})` : ''}`, { cause: e });
       }
     },
@@ -309,10 +326,12 @@ export async function rollCommand(o: RollCommandOptions, context: CommandContext
     if (kube) await kube.readyz();
     let backups: RollBackups | undefined;
     if (layer === 'secure' && o.etcdViaBastion) {
+      const f = etcdTlsFiles(o, env);
       tunnel = await openBastionTunnel({
         env,
         member: tunnelMemberFor(ctx.cfg, plan),
         consequence: 'nothing was terminated',
+        tls: { caFile: f.cacert, certFile: f.cert, keyFile: f.key },
       });
       backups = throughTunnel(
         await rollBackups({ ...o, etcdEndpoint: tunnel.url }, env, await backupStore(ctx)),

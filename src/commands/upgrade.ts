@@ -440,10 +440,16 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
       const { chooseTunnelMember, openBastionTunnel } = await import('../ssh/tunnel.js');
       const { etcdMembers } = await import('../config/topology.js');
       // ConflictError (3) naming the config file or the bastion, before any write
+      const pki = path.join(secretsDir(env), 'secure', 'pki');
       tunnel = await openBastionTunnel({
         env,
         member: chooseTunnelMember(etcdMembers(ctx.cfg)),
         consequence: 'nothing was written',
+        tls: {
+          caFile: o.etcdCacert ?? path.join(pki, 'etcd', 'ca.crt'),
+          certFile: o.etcdCert ?? path.join(pki, 'apiserver-etcd-client.crt'),
+          keyFile: o.etcdKey ?? path.join(pki, 'apiserver-etcd-client.key'),
+        },
       });
     }
     const deps = upgradeDeps(ctx, o, {
@@ -646,11 +652,13 @@ function upgradeDeps(ctx: EnvContext, o: UpgradeOptions, w: Wiring): UpgradeDeps
       // --etcd-via-bastion: opened by upgradeCommand before anything is written; reopened
       // here when its ssh has exited since, closed once the snapshot is taken
       const tunnel = w.tunnel;
+      const { lastLines } = await import('../ssh/tunnel.js');
       await tunnel?.ensure();
+      await tunnel?.check();
       try {
         return await snapshotThrough(tunnel);
       } catch (e) {
-        const said = tunnel?.stderr().trim().split('\n').slice(-3).join('; ');
+        const said = tunnel ? lastLines(tunnel.stderr(), 3) : '';
         if (tunnel && said) throw new PlatformError(`${(e as Error).message} (ssh: ${said})`, { cause: e });
         throw e;
       } finally {

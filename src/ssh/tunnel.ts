@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import tls from 'node:tls';
 import { ConflictError } from '../errors.js';
 import { exec, spawnWatched, type WatchedProcess } from '../exec/index.js';
 import { log } from '../log.js';
@@ -32,7 +33,10 @@ import { bastionAlias, envSshPaths } from './config.js';
  * claims the same ENI address (DESIGN.md §6) and new connections reach it again. TLS is
  * end to end between etcdctl and the member: every member's server certificate carries
  * 127.0.0.1 in its SANs (src/secrets/pki/layout.ts), so `https://127.0.0.1:<port>`
- * verifies against the etcd CA as on a master. That is also why a port taken by another
+ * verifies against the etcd CA as on a master; with `tls` the tunnel checks exactly that
+ * (a verified handshake with the client certificate) when it opens and before each snapshot
+ * ({@link BastionTunnel.check}), so a member the bastion cannot reach is refused in well
+ * under a second instead of etcdctl retrying for minutes. That is also why a port taken by another
  * program between the free-port probe and ssh's bind is harmless beyond a failed snapshot:
  * ssh exits (ExitOnForwardFailure) and the stranger cannot present a member's certificate.
  */
@@ -141,6 +145,16 @@ export interface BastionTunnel {
   /** ssh's stderr so far (its diagnostics; no secret is ever in it) */
   stderr(): string;
   /**
+   * Checks that the member answers through the tunnel: with `tls`, a TLS handshake verified
+   * against the etcd CA with the client certificate (the member's certificate carries
+   * 127.0.0.1); without, that the port accepts. Bounded by {@link PROBE_TIMEOUT_S}.
+   * etcdctl 3.4's `snapshot save` retries an endpoint that accepts and drops connections
+   * until its own deadline (300 s here), so this is what makes a dead member fail fast.
+   * @throws ConflictError naming the member and ssh's diagnostics (e.g. "open failed:
+   *   connect failed: Connection refused" from the bastion)
+   */
+  check(): Promise<void>;
+  /**
    * Opens the tunnel again on the same local port when ssh has exited (e.g. the bastion was
    * replaced or the connection dropped); does nothing while it runs.
    * @throws ConflictError as {@link openBastionTunnel}
@@ -166,7 +180,12 @@ export interface OpenTunnelOptions {
   sshEnv?: Record<string, string | undefined>;
   /** what the caller's refusal means, appended to the first opening's error (e.g. `nothing was terminated`) */
   consequence?: string;
+  /** the etcd CA and a client certificate and key: {@link BastionTunnel.check} then completes a verified TLS handshake */
+  tls?: { caFile: string; certFile: string; keyFile: string };
 }
+
+/** Seconds the member may take to complete the TLS handshake through the tunnel. */
+export const PROBE_TIMEOUT_S = 10;
 
 const LOCAL = '127.0.0.1';
 const FIX = (env: string) => `eval "$(agent-setup -e ${env})"`;
@@ -197,6 +216,39 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * A TLS handshake with the member through the tunnel, verified (CA, the certificate's
+ * 127.0.0.1 SAN) and with the client certificate; nothing is sent after it.
+ * @returns undefined on success, else why it failed
+ */
+function handshake(
+  port: number,
+  files: { caFile: string; certFile: string; keyFile: string },
+  timeoutS: number,
+): Promise<string | undefined> {
+  let ca: Buffer;
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    ca = readFileSync(files.caFile);
+    cert = readFileSync(files.certFile);
+    key = readFileSync(files.keyFile);
+  } catch (e) {
+    return Promise.resolve(`cannot read the etcd TLS files: ${(e as Error).message}`);
+  }
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: LOCAL, port, ca, cert, key });
+    const done = (why: string | undefined) => {
+      s.destroy();
+      resolve(why);
+    };
+    s.setTimeout(timeoutS * 1000, () => done(`no TLS handshake within ${timeoutS} s`));
+    s.once('secureConnect', () => done(s.authorized ? undefined : String(s.authorizationError)));
+    s.once('error', (e) => done((e as NodeJS.ErrnoException).code ?? e.message));
+    s.once('close', () => done('the connection was closed before the TLS handshake'));
+  });
+}
+
 /** `HostName:Port` of the bastion as ssh resolves it from the config (`ssh -G`), for messages. */
 async function bastionAddress(ssh: string, configFile: string, alias: string): Promise<string> {
   const r = await exec(ssh, ['-F', configFile, '-G', alias], { cwd: os.tmpdir(), reject: false }).catch(
@@ -213,25 +265,27 @@ async function bastionAddress(ssh: string, configFile: string, alias: string): P
   return host ? `${host}:${get('port') ?? '22'}` : alias;
 }
 
-function tail(text: string, lines = 5): string {
+/** The last `lines` non-empty lines of ssh's stderr, joined with '; ' (CR/LF line ends), for messages. */
+export function lastLines(text: string, lines = 5): string {
   return text
-    .trim()
-    .split('\n')
-    .filter((l) => l.trim())
+    .split(/\r?\n|\r/)
+    .map((l) => l.trim())
+    .filter(Boolean)
     .slice(-lines)
     .join('; ');
 }
 
 /**
  * Opens `ssh -F ~/.ssh/kube-platform/<env>.config -N -L 127.0.0.1:<free port>:<member ip>:2379
- * bastion-<env>` (see the module doc) and waits, at most `timeoutS`, until the local port
- * accepts connections. The caller closes it (`close()`) on success, error and interruption;
+ * bastion-<env>` (see the module doc), waits, at most `timeoutS`, until the local port
+ * accepts connections, then runs {@link BastionTunnel.check} once. The caller closes it (`close()`) on success, error and interruption;
  * ssh is also killed when this process exits (src/exec spawnWatched).
  *
  * @returns the open tunnel, its URL and the time it took to open
  * @throws ConflictError (exit 3, as a failed snapshot gate) naming the config file when
  *   `agent-setup` has not written it, or naming the bastion (alias and address) with ssh's
- *   own diagnostics when ssh exits or the port does not accept within `timeoutS` — in every
+ *   own diagnostics when ssh exits or the port does not accept within `timeoutS`, or naming
+ *   the member when it does not answer through the tunnel (see check) — in every
  *   case ssh is stopped before the error is thrown; PlatformError when ssh is not installed
  */
 export async function openBastionTunnel(o: OpenTunnelOptions): Promise<BastionTunnel> {
@@ -281,7 +335,7 @@ export async function openBastionTunnel(o: OpenTunnelOptions): Promise<BastionTu
     await proc.stop();
     const exitCode = await proc.exited;
     const where = await bastionAddress(ssh, configFile, alias);
-    const said = tail(proc.stderr());
+    const said = lastLines(proc.stderr());
     const why = running
       ? `the local port did not accept connections within ${timeoutS} s`
       : `ssh exited${exitCode === null ? ' on a signal' : ` with code ${exitCode}`}`;
@@ -303,6 +357,29 @@ export async function openBastionTunnel(o: OpenTunnelOptions): Promise<BastionTu
   }
   let proc = opened.proc;
   const localPort = opened.port;
+  const check = async (consequence?: string) => {
+    const why = o.tls
+      ? await handshake(localPort, o.tls, PROBE_TIMEOUT_S)
+      : (await accepts(localPort))
+        ? undefined
+        : 'the local port does not accept connections';
+    if (!why) return;
+    // ssh logs the bastion's refusal of the channel a moment after it closes our socket
+    await new Promise((r) => setTimeout(r, 100));
+    const said = lastLines(proc.stderr(), 3);
+    throw new ConflictError(
+      `the bastion ${alias} does not reach ${o.member.name} ${o.member.ip}:${remotePort} through the tunnel: ${why}${said ? ` (ssh: ${said})` : ''}${consequence ? `; ${consequence}` : ''}`,
+      {
+        hint: `is ${o.member.name} up (validate -e ${o.env}), and does the masters' security group admit ${remotePort} from the bastion's?`,
+      },
+    );
+  };
+  try {
+    await check(o.consequence);
+  } catch (e) {
+    await proc.stop();
+    throw e;
+  }
   const tunnel: BastionTunnel = {
     url: `https://${LOCAL}:${localPort}`,
     localPort,
@@ -312,10 +389,11 @@ export async function openBastionTunnel(o: OpenTunnelOptions): Promise<BastionTu
     pid: () => proc.pid,
     alive: () => proc.running(),
     stderr: () => proc.stderr(),
+    check: () => check(),
     async ensure() {
       if (proc.running()) return;
       log.info(
-        `the ssh tunnel to ${o.member.name} has closed (${tail(proc.stderr(), 2) || 'no message'}): opening it again`,
+        `the ssh tunnel to ${o.member.name} has closed (${lastLines(proc.stderr(), 2) || 'no message'}): opening it again`,
       );
       const again = await open(localPort);
       proc = again.proc;

@@ -293,6 +293,13 @@ test('roll secure --etcd-via-bastion: --plan names the tunnel; without agent-set
     ),
   );
   expect(plan.stderr).toContain(`${config} does not exist: the roll would refuse`);
+  // the etcd TLS files must exist (else exit 2 naming the flag); the tunnel fails before they are read
+  const pkiDir = path.join(home, 'pki');
+  mkdirSync(pkiDir, { recursive: true });
+  const tlsFlags = ['cacert', 'cert', 'key'].flatMap((f) => {
+    writeFileSync(path.join(pkiDir, f), 'not read\n');
+    return [`--etcd-${f}`, path.join(pkiDir, f)];
+  });
   const args = [
     'roll',
     '-e',
@@ -300,6 +307,7 @@ test('roll secure --etcd-via-bastion: --plan names the tunnel; without agent-set
     'secure',
     '--yes',
     '--etcd-via-bastion',
+    ...tlsFlags,
     '--kubeconfig',
     kube.kubeconfigFile,
     ...FAST,

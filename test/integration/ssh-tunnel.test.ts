@@ -45,6 +45,8 @@ const tls = () => ({
   etcdCert: path.join(pki(), 'apiserver-etcd-client.crt'),
   etcdKey: path.join(pki(), 'apiserver-etcd-client.key'),
 });
+/** the same files as the tunnel's handshake takes them */
+const probe = () => ({ caFile: tls().etcdCacert, certFile: tls().etcdCert, keyFile: tls().etcdKey });
 
 /** etcdctl against the member directly (not through the tunnel), with the API server's client certificate. */
 function etcdctl(args: string[]) {
@@ -172,7 +174,7 @@ afterAll(async () => {
 });
 
 test('a snapshot through the tunnel: taken by the roll’s code, sealed, uploaded, verified, restorable; ssh gone after close', async () => {
-  const tunnel = await openBastionTunnel({ env: ENV, member, remotePort: etcdPort, home });
+  const tunnel = await openBastionTunnel({ env: ENV, member, remotePort: etcdPort, home, tls: probe() });
   try {
     process.stderr.write(`tunnel open in ${tunnel.openedMs} ms\n`);
     expect(tunnel.url).toBe(`https://127.0.0.1:${tunnel.localPort}`);
@@ -203,7 +205,7 @@ test('a snapshot through the tunnel: taken by the roll’s code, sealed, uploade
 }, 120_000);
 
 test('a tunnel whose ssh exited is opened again on the same port before the next snapshot', async () => {
-  const tunnel = await openBastionTunnel({ env: ENV, member, remotePort: etcdPort, home });
+  const tunnel = await openBastionTunnel({ env: ENV, member, remotePort: etcdPort, home, tls: probe() });
   try {
     const first = tunnel.pid();
     process.kill(first, 'SIGTERM');
@@ -222,6 +224,54 @@ test('a tunnel whose ssh exited is opened again on the same port before the next
   }
   expect(sshForwarding(tunnel.localPort)).toEqual([]);
 }, 120_000);
+
+test('the bastion up but the member down: refused at once (exit 3) with the bastion’s “connect failed”, no ssh left', async () => {
+  // etcd-1's address: nothing listens there. Without the handshake check etcdctl 3.4 would
+  // retry the tunnel's accepted-then-dropped connections until its 300 s deadline.
+  const down = etcdMembers(cfg)[1]!;
+  const before = (await store.list()).length;
+  const started = Date.now();
+  const err = await openBastionTunnel({
+    env: ENV,
+    member: down,
+    remotePort: etcdPort,
+    home,
+    tls: probe(),
+    consequence: 'nothing was terminated',
+  }).catch((e: unknown) => e);
+  expect(Date.now() - started).toBeLessThan(5000);
+  expect(err).toBeInstanceOf(ConflictError);
+  expect((err as ConflictError).exitCode).toBe(3);
+  expect((err as Error).message).toMatch(
+    new RegExp(
+      `the bastion bastion-${ENV} does not reach etcd-1 ${down.ip.replaceAll('.', '\\.')}:${etcdPort} through the tunnel: .*\\(ssh: .*open failed: connect failed: Connection refused\\); nothing was terminated`,
+    ),
+  );
+  expect((await store.list()).length).toBe(before);
+  expect(
+    readdirSync('/proc').some((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(`:${down.ip}:${etcdPort}`);
+      } catch {
+        return false;
+      }
+    }),
+  ).toBe(false);
+}, 60_000);
+
+test('the handshake through the tunnel is verified: trusting another CA (the Kubernetes CA) it refuses the member', async () => {
+  const err = await openBastionTunnel({
+    env: ENV,
+    member,
+    remotePort: etcdPort,
+    home,
+    tls: { ...probe(), caFile: path.join(pki(), 'ca.crt') },
+  }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ConflictError);
+  expect((err as Error).message).toMatch(
+    /does not reach etcd-0 127\.0\.10\.10:\d+ through the tunnel: (UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN|.*unable to verify)/i,
+  );
+}, 60_000);
 
 test('the bastion down: ConflictError (exit 3) naming it and the fix, no snapshot, no ssh left', async () => {
   const closed = await freePort(); // nothing listens there
