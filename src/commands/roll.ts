@@ -6,6 +6,7 @@ import { takeBackup } from '../backup/backup.js';
 import { etcdctlSource } from '../backup/etcdctl.js';
 import { endpointOf } from '../backup/node-command.js';
 import { parseBackupKey } from '../backup/store.js';
+import { etcdMembers } from '../config/topology.js';
 import type { CommandContext } from '../context/command.js';
 import { backupStore, secretStore } from '../context/environment.js';
 import { UserError } from '../errors.js';
@@ -20,6 +21,14 @@ import { envSshPaths } from '../ssh/config.js';
 import { consoleHostKeys } from '../ssh/inventory.js';
 import { fingerprint } from '../ssh/known-hosts.js';
 import { repinBastion } from '../ssh/repin.js';
+import {
+  type BastionTunnel,
+  chooseTunnelMember,
+  describeRoute,
+  lastLines,
+  openBastionTunnel,
+  type TunnelMember,
+} from '../ssh/tunnel.js';
 import { environmentState } from '../state/open.js';
 import { assertNotDowngrade } from '../state/store.js';
 import { printRows } from '../table.js';
@@ -92,12 +101,46 @@ export interface RollCommandOptions {
    * it a snapshot at most 60 s old must already be in the bucket
    */
   etcdEndpoint?: string;
+  /**
+   * masters: open that route itself, an ssh tunnel through the environment's bastion
+   * (src/ssh/tunnel.ts) to one member, for the whole roll; excludes `etcdEndpoint`
+   */
+  etcdViaBastion?: boolean;
   /** @default secrets/<env>/secure/pki/etcd/ca.crt */
   etcdCacert?: string;
   /** @default secrets/<env>/secure/pki/apiserver-etcd-client.crt (the API server's etcd client) */
   etcdCert?: string;
   /** @default secrets/<env>/secure/pki/apiserver-etcd-client.key */
   etcdKey?: string;
+}
+
+function etcdTlsPaths(o: Pick<RollCommandOptions, 'etcdCacert' | 'etcdCert' | 'etcdKey'>, env: string) {
+  const pki = path.join(secretsDir(env), 'secure', 'pki');
+  return {
+    cacert: o.etcdCacert ?? path.join(pki, 'etcd', 'ca.crt'),
+    cert: o.etcdCert ?? path.join(pki, 'apiserver-etcd-client.crt'),
+    key: o.etcdKey ?? path.join(pki, 'apiserver-etcd-client.key'),
+  };
+}
+
+/**
+ * The etcd CA, client certificate and key of the roll's snapshots: the flags, else the
+ * working copy's etcd CA and the API server's etcd client pair.
+ * @throws UserError naming the flag of a file that does not exist
+ */
+export function etcdTlsFiles(
+  o: Pick<RollCommandOptions, 'etcdCacert' | 'etcdCert' | 'etcdKey'>,
+  env: string,
+): { cacert: string; cert: string; key: string } {
+  const files = etcdTlsPaths(o, env);
+  for (const [flag, file] of Object.entries(files)) {
+    if (!existsSync(file)) {
+      throw new UserError(`--etcd-${flag} ${file}: no such file`, {
+        hint: `fetch-secrets -e ${env} brings the working copy's PKI; or give --etcd-${flag}`,
+      });
+    }
+  }
+  return files;
 }
 
 /**
@@ -115,21 +158,7 @@ export async function rollBackups(
   const list = () => store.list();
   if (!o.etcdEndpoint) return { list };
   const https = o.etcdEndpoint.startsWith('https://');
-  const pki = path.join(secretsDir(env), 'secure', 'pki');
-  const files = {
-    cacert: o.etcdCacert ?? path.join(pki, 'etcd', 'ca.crt'),
-    cert: o.etcdCert ?? path.join(pki, 'apiserver-etcd-client.crt'),
-    key: o.etcdKey ?? path.join(pki, 'apiserver-etcd-client.key'),
-  };
-  if (https) {
-    for (const [flag, file] of Object.entries(files)) {
-      if (!existsSync(file)) {
-        throw new UserError(`--etcd-${flag} ${file}: no such file`, {
-          hint: `fetch-secrets -e ${env} brings the working copy's PKI; or give --etcd-${flag}`,
-        });
-      }
-    }
-  }
+  const files = https ? etcdTlsFiles(o, env) : etcdTlsPaths(o, env);
   const endpoint = endpointOf({
     endpoint: o.etcdEndpoint,
     ...(https ? { cacert: files.cacert, cert: files.cert, key: files.key } : {}),
@@ -143,6 +172,38 @@ export async function rollBackups(
       return { key: r.key, takenAtMs: parsed?.takenAtMs ?? Date.now() };
     },
   };
+}
+
+/**
+ * `rollBackups` through an open bastion tunnel: messages name the tunnel, each snapshot first
+ * reopens it when ssh has exited (a replaced bastion, a dropped connection), and a failed
+ * snapshot carries ssh's diagnostics (e.g. "open failed: connect failed") beside etcdctl's.
+ */
+export function throughTunnel(b: RollBackups, tunnel: BastionTunnel): RollBackups {
+  const take = b.take;
+  if (!take) return b;
+  return {
+    list: b.list,
+    route: tunnel.route,
+    take: async () => {
+      await tunnel.ensure();
+      await tunnel.check(); // fails fast when the member does not answer (etcdctl would retry for 300 s)
+      try {
+        return await take();
+      } catch (e) {
+        const said = lastLines(tunnel.stderr(), 3);
+        throw new Error(`${(e as Error).message}${said ? ` (ssh: ${said})` : ''}`, { cause: e });
+      }
+    },
+  };
+}
+
+/** The member `--etcd-via-bastion` forwards to: one the roll does not replace, if any (src/ssh/tunnel.ts). */
+function tunnelMemberFor(cfg: Parameters<typeof etcdMembers>[0], plan: Replacement[]): TunnelMember {
+  return chooseTunnelMember(
+    etcdMembers(cfg),
+    plan.flatMap((r) => (r.etcdMember ? [r.etcdMember] : [])),
+  );
 }
 
 function seconds(flag: string, v: string | number, min: number, max: number): number {
@@ -159,11 +220,14 @@ function seconds(flag: string, v: string | number, min: number, max: number): nu
  * with the reason and changes nothing. Otherwise asks (or --yes), then replaces them as
  * src/roll/runner.ts describes, holding the operation in the cluster state's journal.
  * @returns 0 when every target was replaced (or nothing needed it)
- * Masters: with `--etcd-endpoint` a snapshot is taken before the roll starts and whenever
- * the newest is over 60 s old when a master is about to go (src/roll/snapshot.ts).
+ * Masters: with `--etcd-endpoint` (or `--etcd-via-bastion`: an ssh tunnel the command opens
+ * through the bastion and closes when it ends, src/ssh/tunnel.ts) a snapshot is taken before
+ * the roll starts and whenever the newest is over 60 s old when a master is about to go
+ * (src/roll/snapshot.ts).
  * @throws UserError (2) for a bad layer or flag; ConflictError (3) when another operation
  *   holds the cluster state, the quorum gate refuses, or no snapshot at most 60 s old is
- *   there and none can be taken; TimeoutError (5) when a drain,
+ *   there and none can be taken, or the tunnel through the bastion cannot be opened (nothing
+ *   terminated); TimeoutError (5) when a drain,
  *   replacement or validation ran out of time; AbortError (130) when declined or interrupted
  */
 export async function rollCommand(o: RollCommandOptions, context: CommandContext): Promise<number> {
@@ -183,8 +247,15 @@ export async function rollCommand(o: RollCommandOptions, context: CommandContext
   const validateIntervalS = seconds('validate-interval', o.validateInterval, 0.05, 3600);
   const validateTimeoutS = seconds('validate-timeout', o.validateTimeout, 1, 86_400);
   const pollS = seconds('poll', o.poll, 0.05, 600);
+  if (o.etcdViaBastion && o.etcdEndpoint) {
+    throw new UserError('--etcd-via-bastion and --etcd-endpoint: give one route to etcd, not both');
+  }
+  if (o.etcdViaBastion && layer !== 'secure') {
+    throw new UserError(`--etcd-via-bastion: only roll secure takes etcd snapshots, not roll ${layer}`);
+  }
 
   const ctx = await context.openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
+  let tunnel: BastionTunnel | undefined;
   try {
     const env = ctx.cfg.name;
     const { store } = await secretStore(ctx);
@@ -208,6 +279,21 @@ export async function rollCommand(o: RollCommandOptions, context: CommandContext
         o.json,
         context.stdout,
       );
+      if (layer === 'secure') {
+        if (o.etcdViaBastion) {
+          const route = describeRoute(env, tunnelMemberFor(ctx.cfg, plan));
+          log.info(`etcd snapshots would be taken through ${route}`);
+          if (!existsSync(envSshPaths(env).config))
+            log.warn(
+              `${envSshPaths(env).config} does not exist: the roll would refuse; eval "$(agent-setup -e ${env})" writes it`,
+            );
+        } else if (o.etcdEndpoint)
+          log.info(`etcd snapshots would be taken through --etcd-endpoint ${o.etcdEndpoint}`);
+        else
+          log.info(
+            'no route to an etcd member (--etcd-via-bastion or --etcd-endpoint): each master would need a snapshot at most 60 s old in the bucket',
+          );
+      }
       log.info(
         `${plan.length} ${layer} instance${plan.length === 1 ? '' : 's'} to replace; nothing was changed`,
       );
@@ -238,7 +324,20 @@ export async function rollCommand(o: RollCommandOptions, context: CommandContext
         ? undefined
         : await kubeApiFrom((await loadKubeconfig(o.kubeconfig, secretsDir(env), store)).text);
     if (kube) await kube.readyz();
-    const backups = layer === 'secure' ? await rollBackups(o, env, await backupStore(ctx)) : undefined;
+    let backups: RollBackups | undefined;
+    if (layer === 'secure' && o.etcdViaBastion) {
+      const f = etcdTlsFiles(o, env);
+      tunnel = await openBastionTunnel({
+        env,
+        member: tunnelMemberFor(ctx.cfg, plan),
+        consequence: 'nothing was terminated',
+        tls: { caFile: f.cacert, certFile: f.cert, keyFile: f.key },
+      });
+      backups = throughTunnel(
+        await rollBackups({ ...o, etcdEndpoint: tunnel.url }, env, await backupStore(ctx)),
+        tunnel,
+      );
+    } else if (layer === 'secure') backups = await rollBackups(o, env, await backupStore(ctx));
     const controller = new AbortController();
     const onSigint = () => {
       log.warn('interrupted: recording it in the journal (run roll again to resume)');
@@ -308,6 +407,7 @@ export async function rollCommand(o: RollCommandOptions, context: CommandContext
       process.removeListener('SIGTERM', onSigint);
     }
   } finally {
+    await tunnel?.close();
     await ctx.close();
   }
 }

@@ -37,6 +37,16 @@ import { kubectlVersionFrom, versionsFrom } from '../upgrade/versions.js';
 import type { ValidateResult } from '../validate/run.js';
 import { loadKubeconfig } from '../validate/run.js';
 
+/** The snapshot's member when neither --etcd-endpoint nor --etcd-via-bastion is given (on a master). */
+const DEFAULT_ETCD_ENDPOINT = 'https://127.0.0.1:2379';
+
+/** How `--plan` names the `--etcd-via-bastion` route (src/ssh/tunnel.ts); opens nothing. */
+async function bastionRoute(ctx: EnvContext): Promise<string> {
+  const { chooseTunnelMember, describeRoute } = await import('../ssh/tunnel.js');
+  const { etcdMembers } = await import('../config/topology.js');
+  return describeRoute(ctx.cfg.name, chooseTunnelMember(etcdMembers(ctx.cfg)));
+}
+
 /** Options of `upgrade` (README "### upgrade"). */
 export interface UpgradeOptions {
   env: string;
@@ -58,6 +68,12 @@ export interface UpgradeOptions {
   skipTerraform?: boolean;
   /** the etcd member the snapshot is taken from @default https://127.0.0.1:2379 */
   etcdEndpoint?: string;
+  /**
+   * take the snapshot through an ssh tunnel the command opens through the environment's
+   * bastion to one member (src/ssh/tunnel.ts), closed once the snapshot is verified;
+   * excludes `etcdEndpoint`
+   */
+  etcdViaBastion?: boolean;
   /** CA, client certificate and key for it @default the working copy's etcd CA and apiserver-etcd-client pair */
   etcdCacert?: string;
   etcdCert?: string;
@@ -238,13 +254,16 @@ interface PlanRow {
  * @throws PreflightError (exit 2) naming each refused rule, before any write; UserError (2)
  *   for a bad flag, or without a TTY and --yes (after the plan, before any write);
  *   ConflictError (3) for another upgrade or operation in progress, a secure layer with other
- *   changes, or a rollout not ended; PlatformError (1) naming the master or the validate
+ *   changes, a rollout not ended, or (--etcd-via-bastion) a tunnel through the bastion that
+ *   does not open (before anything is written); PlatformError (1) naming the master or the validate
  *   failure a phase stopped at (a rerun resumes there); AbortError (130) when declined
  */
 export async function upgradeCommand(o: UpgradeOptions, context: CommandContext): Promise<number> {
   if (!/^v\d+\.\d+\.\d+$/.test(o.to)) throw new UserError(`--to ${o.to}: a release such as v1.35.0`);
   if (o.etcd !== undefined && !/^v\d+\.\d+\.\d+$/.test(o.etcd))
     throw new UserError(`--etcd ${o.etcd}: a release such as v3.6.5`);
+  if (o.etcdViaBastion && o.etcdEndpoint !== undefined)
+    throw new UserError('--etcd-via-bastion and --etcd-endpoint: give one route to etcd, not both');
   if (o.confirm !== undefined && o.confirm !== o.env)
     throw new UserError(`--confirm ${o.confirm} does not match the environment ${o.env}`);
   const rolloutTimeoutS = seconds('rollout-timeout', o.rolloutTimeout, 300, 1, 86_400);
@@ -255,6 +274,7 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
   const pollS = seconds('poll', o.poll, 5, 0.05, 600);
 
   const ctx = await context.openEnvironment({ env: o.env, local: o.local, quiet: Boolean(o.json) });
+  let tunnel: import('../ssh/tunnel.js').BastionTunnel | undefined;
   try {
     const env = ctx.cfg.name;
     const { store } = await secretStore(ctx);
@@ -344,7 +364,11 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
         prev = p;
       } else if (p === 'preflight') change = 'the version-skew rules above';
       else if (p === 'snapshot')
-        change = `etcd snapshot from ${o.etcdEndpoint ?? 'https://127.0.0.1:2379'} to s3://${ctx.names.secretsBucket}/backups/etcd/, verified`;
+        change = `etcd snapshot ${
+          o.etcdViaBastion
+            ? `through ${await bastionRoute(ctx)}`
+            : `from ${o.etcdEndpoint ?? DEFAULT_ETCD_ENDPOINT}`
+        } to s3://${ctx.names.secretsBucket}/backups/etcd/, verified`;
       else if (p === 'workers')
         change = `${displayPath(ctx.cfg.file)}: KUBERNETES_VERSION=${target.kubernetes}, ETCD_VERSION=${target.etcd}; ${o.skipTerraform ? 'Terraform skipped (--skip-terraform)' : 'terraform apply of the launch templates only'}; roll compute (drain, replace one at a time)`;
       else change = 'validate until it passes twice';
@@ -366,6 +390,14 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
         )}\n`,
       );
     if (o.plan) {
+      if (o.etcdViaBastion && todo.includes('snapshot')) {
+        const { envSshPaths } = await import('../ssh/config.js');
+        const { existsSync } = await import('node:fs');
+        if (!existsSync(envSshPaths(env).config))
+          log.warn(
+            `${envSshPaths(env).config} does not exist: the upgrade would refuse; eval "$(agent-setup -e ${env})" writes it`,
+          );
+      }
       log.step(`${env}: plan only: nothing was written`);
       return 0;
     }
@@ -404,8 +436,25 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
           hint: 'wait for it; if its holder is gone, a rerun resumes it once the heartbeat is older than 300 s',
         },
       );
+    if (o.etcdViaBastion && todo.includes('snapshot')) {
+      const { chooseTunnelMember, openBastionTunnel } = await import('../ssh/tunnel.js');
+      const { etcdMembers } = await import('../config/topology.js');
+      // ConflictError (3) naming the config file or the bastion, before any write
+      const pki = path.join(secretsDir(env), 'secure', 'pki');
+      tunnel = await openBastionTunnel({
+        env,
+        member: chooseTunnelMember(etcdMembers(ctx.cfg)),
+        consequence: 'nothing was written',
+        tls: {
+          caFile: o.etcdCacert ?? path.join(pki, 'etcd', 'ca.crt'),
+          certFile: o.etcdCert ?? path.join(pki, 'apiserver-etcd-client.crt'),
+          keyFile: o.etcdKey ?? path.join(pki, 'apiserver-etcd-client.key'),
+        },
+      });
+    }
     const deps = upgradeDeps(ctx, o, {
       owner,
+      ...(tunnel ? { tunnel } : {}),
       store,
       stateStore,
       kube,
@@ -443,12 +492,15 @@ export async function upgradeCommand(o: UpgradeOptions, context: CommandContext)
     );
     return 0;
   } finally {
+    await tunnel?.close();
     await ctx.close();
   }
 }
 
 interface Wiring {
   owner: UpgradeOwner;
+  /** --etcd-via-bastion: the open tunnel the snapshot phase takes its snapshot through */
+  tunnel?: import('../ssh/tunnel.js').BastionTunnel;
   store: SecretStore;
   stateStore: ClusterStateStore;
   kube: KubeApi;
@@ -493,6 +545,39 @@ function upgradeDeps(ctx: EnvContext, o: UpgradeOptions, w: Wiring): UpgradeDeps
     return r;
   };
 
+  /** etcdctl snapshot save through `tunnel` (or --etcd-endpoint), sealed, uploaded, verified. */
+  const snapshotThrough = async (tunnel: import('../ssh/tunnel.js').BastionTunnel | undefined) => {
+    const { takeBackup } = await import('../backup/backup.js');
+    const { etcdctlSource } = await import('../backup/etcdctl.js');
+    const { endpointOf } = await import('../backup/node-command.js');
+    const url = tunnel?.url ?? o.etcdEndpoint ?? DEFAULT_ETCD_ENDPOINT;
+    const pki = path.join(secretsDir(env), 'secure', 'pki');
+    const tlsGiven = o.etcdCacert || o.etcdCert || o.etcdKey;
+    const tls =
+      tlsGiven || !url.startsWith('https:')
+        ? { cacert: o.etcdCacert, cert: o.etcdCert, key: o.etcdKey }
+        : {
+            cacert: path.join(pki, 'etcd', 'ca.crt'),
+            cert: path.join(pki, 'apiserver-etcd-client.crt'),
+            key: path.join(pki, 'apiserver-etcd-client.key'),
+          };
+    const endpoint = endpointOf({ endpoint: url, ...tls });
+    const backups = await backupStore(ctx);
+    const r = await takeBackup(backups, etcdctlSource(endpoint), {
+      member: tunnel
+        ? `upgrade-${tunnel.member.name}`
+        : `upgrade-${new URL(url).hostname.replaceAll('.', '-')}`,
+      etcdVersion: w.from.etcd,
+    });
+    await w.stateStore
+      .update((s) => ({ ...s, lastBackup: { at: new Date().toISOString(), key: r.key } }), {
+        allowDowngrade,
+      })
+      .catch((e: unknown) =>
+        log.warn(`the cluster state's last backup was not updated: ${(e as Error).message}`),
+      );
+    return r.key;
+  };
   return {
     versions: async () => {
       const [nodes, pods] = await Promise.all([w.kube.listNodes(), w.kube.listPods()]);
@@ -564,34 +649,21 @@ function upgradeDeps(ctx: EnvContext, o: UpgradeOptions, w: Wiring): UpgradeDeps
       );
     },
     snapshot: async () => {
-      const { takeBackup } = await import('../backup/backup.js');
-      const { etcdctlSource } = await import('../backup/etcdctl.js');
-      const { endpointOf } = await import('../backup/node-command.js');
-      const url = o.etcdEndpoint ?? 'https://127.0.0.1:2379';
-      const pki = path.join(secretsDir(env), 'secure', 'pki');
-      const tlsGiven = o.etcdCacert || o.etcdCert || o.etcdKey;
-      const tls =
-        tlsGiven || !url.startsWith('https:')
-          ? { cacert: o.etcdCacert, cert: o.etcdCert, key: o.etcdKey }
-          : {
-              cacert: path.join(pki, 'etcd', 'ca.crt'),
-              cert: path.join(pki, 'apiserver-etcd-client.crt'),
-              key: path.join(pki, 'apiserver-etcd-client.key'),
-            };
-      const endpoint = endpointOf({ endpoint: url, ...tls });
-      const backups = await backupStore(ctx);
-      const r = await takeBackup(backups, etcdctlSource(endpoint), {
-        member: `upgrade-${new URL(url).hostname.replaceAll('.', '-')}`,
-        etcdVersion: w.from.etcd,
-      });
-      await w.stateStore
-        .update((s) => ({ ...s, lastBackup: { at: new Date().toISOString(), key: r.key } }), {
-          allowDowngrade,
-        })
-        .catch((e: unknown) =>
-          log.warn(`the cluster state's last backup was not updated: ${(e as Error).message}`),
-        );
-      return r.key;
+      // --etcd-via-bastion: opened by upgradeCommand before anything is written; reopened
+      // here when its ssh has exited since, closed once the snapshot is taken
+      const tunnel = w.tunnel;
+      const { lastLines } = await import('../ssh/tunnel.js');
+      await tunnel?.ensure();
+      await tunnel?.check();
+      try {
+        return await snapshotThrough(tunnel);
+      } catch (e) {
+        const said = tunnel ? lastLines(tunnel.stderr(), 3) : '';
+        if (tunnel && said) throw new PlatformError(`${(e as Error).message} (ssh: ${said})`, { cause: e });
+        throw e;
+      } finally {
+        await tunnel?.close();
+      }
     },
     rolloutControlPlane: async (components) => {
       const phase: ChangingPhase = components.includes('etcd')

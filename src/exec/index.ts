@@ -15,6 +15,7 @@ const INSTALL_HINTS: Record<string, string> = {
   'ssh-agent': 'install OpenSSH (Debian/Ubuntu: apt-get install openssh-client)',
   'ssh-add': 'install OpenSSH (Debian/Ubuntu: apt-get install openssh-client)',
   terraform: 'install Terraform >= 1.10 or OpenTofu >= 1.10 (PLATFORM_TF_BINARY=tofu)',
+  ssh: 'install OpenSSH (Debian/Ubuntu: apt-get install openssh-client)',
   moto_server: "install the local AWS: pip install 'moto[server]'",
 };
 
@@ -172,6 +173,91 @@ export async function spawnBackground(
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await done;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** A long-running child whose exit is watched and whose stderr is kept (see {@link spawnWatched}). */
+export interface WatchedProcess {
+  pid: number;
+  /** what the child wrote to stderr so far (the last 64 KiB), through the secret mask */
+  stderr(): string;
+  /** resolves with the exit code (null when killed by a signal) once the child has exited */
+  exited: Promise<number | null>;
+  /** whether the child is still running */
+  running(): boolean;
+  /** sends SIGTERM and waits for the exit (SIGKILL after `graceMs`, default 5000); idempotent */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const STDERR_KEEP = 64 * 1024;
+
+/**
+ * Starts a long-running child (e.g. an `ssh -N` tunnel) with stdin closed and stdout
+ * discarded, keeping its stderr in memory for error messages. The child is killed when this
+ * process exits (execa's cleanup), and never outlives it by design: no detached mode.
+ *
+ * @param args its arguments (never secrets: they show in `ps`)
+ * @throws PlatformError when the program cannot be started (e.g. not installed)
+ */
+export async function spawnWatched(
+  file: string,
+  args: string[],
+  opts: { cwd: string; env?: Record<string, string | undefined> },
+): Promise<WatchedProcess> {
+  const { execa } = await import('execa');
+  log.debug(`spawn: ${mask([file, ...args].join(' '))}`);
+  const child = execa(file, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: true,
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderr: 'pipe',
+    reject: false,
+    cleanup: true,
+    buffer: false,
+  });
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    err = (err + c.toString('utf8')).slice(-STDERR_KEEP);
+  });
+  let alive = child.pid !== undefined;
+  const exited = child.then(
+    (r) => {
+      alive = false;
+      if (r.failed && r.exitCode === undefined && r.signal === undefined) {
+        const code = (r.cause as NodeJS.ErrnoException | undefined)?.code;
+        err +=
+          code === 'ENOENT' ? `${file} is not installed (not found on PATH)` : String(r.shortMessage ?? '');
+      }
+      return r.exitCode ?? null;
+    },
+    () => {
+      alive = false;
+      return null;
+    },
+  );
+  if (child.pid === undefined) {
+    await exited;
+    throw new PlatformError(`cannot start ${file}: ${mask(err.trim()) || 'unknown error'}`, {
+      hint: INSTALL_HINTS[file] ?? `install ${file}, or put it on PATH`,
+    });
+  }
+  return {
+    pid: child.pid,
+    stderr: () => mask(err),
+    exited,
+    running: () => alive,
+    async stop(graceMs = 5000) {
+      if (!alive) {
+        await exited;
+        return;
+      }
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
       clearTimeout(timer);
     },
   };

@@ -230,7 +230,7 @@ export async function runRoll(d: RollDeps, o: RollOptions, given: Replacement[])
       if (s) await journal.apply((st) => recordBackup(st, s));
       else
         log.info(
-          'no route to an etcd member (--etcd-endpoint): each master waits for a snapshot at most 60 s old',
+          'no route to an etcd member (--etcd-via-bastion or --etcd-endpoint): each master waits for a snapshot at most 60 s old',
         );
     }
     const todo = targets.filter((t) => {

@@ -119,7 +119,7 @@ export async function snapshotGate(
     throw new ConflictError(
       `refusing to take down master ${master}: no etcd snapshot at most ${maxAgeS} s old under backups/etcd/ (${describeNewest(list, now())}), and no route to a member to take one`,
       {
-        hint: 'give --etcd-endpoint (a route to one member, e.g. an ssh tunnel through the bastion: ssh -L 2379:<member ip>:2379 bastion), or run etcd-backup now on a master and roll secure again within 60 s',
+        hint: 'give --etcd-via-bastion (the toolkit opens an ssh tunnel through the bastion to one member) or --etcd-endpoint (a route of your own), or run etcd-backup now on a master and roll secure again within 60 s',
       },
     );
   }

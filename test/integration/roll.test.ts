@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { UpdateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import {
   CreateLaunchTemplateVersionCommand,
@@ -6,6 +8,8 @@ import {
   ModifyLaunchTemplateCommand,
 } from '@aws-sdk/client-ec2';
 import { describeFleetInstances } from '../../src/aws/fleet.js';
+import { freePort } from '../../src/aws/local.js';
+import { renderEnvSshConfig } from '../../src/ssh/config.js';
 import { openClusterState } from '../../src/state/store.js';
 import { CLI, cli, workspace } from '../helpers/cli.js';
 import { bootstrapEnvironment, type TestEnvironment } from '../helpers/env.js';
@@ -272,3 +276,79 @@ test('roll secure refuses when an etcd member is down, naming it (exit 3); termi
   expect(tl2.code).toBe(2);
   expect(tl2.stderr).toMatch(/also needs --confirm roll-it/);
 });
+
+test('roll secure --etcd-via-bastion: --plan names the tunnel; without agent-setup, or with the bastion down, refused by name (exit 3), nothing terminated, no snapshot', async () => {
+  const home = env.HOME!;
+  const sshDir = path.join(home, '.ssh', 'kube-platform');
+  const config = path.join(sshDir, `${ENV}.config`);
+  const master = (await describeFleetInstances(t.aws, ENV)).find(
+    (i) => i.layer === 'secure' && i.state === 'running',
+  )!;
+  const plan = await cli(['roll', '-e', ENV, 'secure', '--plan', '--etcd-via-bastion'], env);
+  expect(plan.code).toBe(0);
+  expect(plan.stdout).toContain(master.instanceId);
+  expect(plan.stderr).toMatch(
+    new RegExp(
+      `etcd snapshots would be taken through an ssh tunnel through bastion-${ENV} \\(${config.replaceAll('.', '\\.')}\\) to etcd-\\d`,
+    ),
+  );
+  expect(plan.stderr).toContain(`${config} does not exist: the roll would refuse`);
+  // the etcd TLS files must exist (else exit 2 naming the flag); the tunnel fails before they are read
+  const pkiDir = path.join(home, 'pki');
+  mkdirSync(pkiDir, { recursive: true });
+  const tlsFlags = ['cacert', 'cert', 'key'].flatMap((f) => {
+    writeFileSync(path.join(pkiDir, f), 'not read\n');
+    return [`--etcd-${f}`, path.join(pkiDir, f)];
+  });
+  const args = [
+    'roll',
+    '-e',
+    ENV,
+    'secure',
+    '--yes',
+    '--etcd-via-bastion',
+    ...tlsFlags,
+    '--kubeconfig',
+    kube.kubeconfigFile,
+    ...FAST,
+  ];
+  const noSetup = await moto.record(() => cli(args, env));
+  expect(noSetup.result.code).toBe(3);
+  expect(noSetup.result.stderr).toMatch(
+    /does not exist \(agent-setup has not been run for roll-it in this container\); nothing was terminated/,
+  );
+  expect(noSetup.result.stderr).toContain(`${config} does not exist`);
+  expect(noSetup.result.stderr).toContain(`eval "$(agent-setup -e ${ENV})"`);
+  expect(terminations(noSetup.requests)).toEqual([]);
+  // the bastion down: an ssh config as agent-setup writes it, pointing at a port nobody listens on
+  const closed = await freePort();
+  mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+  writeFileSync(
+    config,
+    renderEnvSshConfig({
+      env: ENV,
+      bastion: { host: '127.0.0.3', port: closed },
+      user: 'ops',
+      identityFile: path.join(home, 'no-key'),
+      knownHostsFile: path.join(sshDir, `${ENV}.known_hosts`),
+      privatePatterns: ['10.*'],
+      privatePort: 22,
+    }),
+    { mode: 0o600 },
+  );
+  try {
+    const down = await moto.record(() => cli(args, env));
+    expect(down.result.code).toBe(3);
+    expect(down.result.stderr).toContain(
+      `bastion bastion-${ENV} (127.0.0.3:${closed}): ssh exited with code 255`,
+    );
+    expect(down.result.stderr).toMatch(/Connection refused; nothing was terminated/);
+    expect(terminations(down.requests)).toEqual([]);
+    expect(down.requests.filter((r) => r.method === 'PUT' && r.url.includes('backups/etcd/'))).toEqual([]);
+  } finally {
+    rmSync(config);
+  }
+  expect(
+    (await describeFleetInstances(t.aws, ENV)).find((i) => i.instanceId === master.instanceId)!.state,
+  ).toBe('running');
+}, 120_000);

@@ -273,6 +273,30 @@ test('an illegal target is refused with its rule before any write; so is a run w
   expect(planJson.phases.map((r) => [r.phase, r.state])).toEqual(PHASES.map((p) => [p, 'to run']));
   expect(toolkitWrites(plan.requests)).toEqual([]);
 
+  // --etcd-via-bastion: the plan names the tunnel it would open; without agent-setup's ssh
+  // config the upgrade is refused (exit 3) naming the file, before anything is written
+  const viaBastion = (args: string[]) => {
+    const i = args.indexOf('--etcd-endpoint');
+    return [...args.slice(0, i), ...args.slice(i + 2), '--etcd-via-bastion'];
+  };
+  const sshConfig = path.join(ws.home, '.ssh', 'kube-platform', `${ENV}.config`);
+  const bastionPlan = await moto.record(() => cli(viaBastion(upgradeArgs('--plan')), vars));
+  expect([bastionPlan.result.code, bastionPlan.result.code ? bastionPlan.result.stderr : '']).toEqual([
+    0,
+    '',
+  ]);
+  expect(bastionPlan.result.stdout.replace(/\s+/g, ' ')).toContain(
+    `etcd snapshot through an ssh tunnel through bastion-${ENV} (${sshConfig}) to etcd-0`,
+  );
+  expect(bastionPlan.result.stderr).toContain(`${sshConfig} does not exist: the upgrade would refuse`);
+  expect(toolkitWrites(bastionPlan.requests)).toEqual([]);
+  const noSetup = await moto.record(() => cli(viaBastion(upgradeArgs('--yes', '--confirm', ENV)), vars));
+  expect(noSetup.result.code).toBe(3);
+  expect(noSetup.result.stderr).toContain(`${sshConfig} does not exist`);
+  expect(noSetup.result.stderr).toContain('in this container); nothing was written');
+  expect(noSetup.result.stderr).toContain(`eval "$(agent-setup -e ${ENV})"`);
+  expect(toolkitWrites(noSetup.requests)).toEqual([]);
+
   // a working copy whose secure layer holds something the bucket does not: refused (exit 3)
   const stray = path.join(ws.dir, 'secrets', ENV, 'secure', 'stray.txt');
   await writeFile(stray, 'not published\n', { mode: 0o600 });

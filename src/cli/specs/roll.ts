@@ -49,7 +49,13 @@ export const rollSpec = defineCommand<RollCommandOptions, Omit<RollCommandOption
         new Option(
           '--etcd-endpoint <url>',
           'masters: a route to one etcd member (e.g. an ssh tunnel); the roll takes its snapshots through it',
-        ),
+        ).conflicts('etcdViaBastion'),
+      )
+      .addOption(
+        new Option(
+          '--etcd-via-bastion',
+          'masters: open that route itself, an ssh tunnel through bastion-<env> (needs agent-setup -e ENV)',
+        ).conflicts('etcdEndpoint'),
       )
       .addOption(
         new Option('--etcd-cacert <file>', 'etcd CA (default: secrets/<env>/secure/pki/etcd/ca.crt)'),
@@ -71,11 +77,12 @@ export const rollSpec = defineCommand<RollCommandOptions, Omit<RollCommandOption
   example: [
     'roll -e prod compute --plan',
     'roll -e prod compute --yes',
+    'roll -e prod secure --yes --etcd-via-bastion',
     'roll -e prod secure --yes --etcd-endpoint https://127.0.0.1:2379',
   ],
   exitCodes: [
     ...STD_EXIT,
-    '3 conflict: another operation holds the cluster state, the etcd quorum gate refused (member named), or no etcd snapshot at most 60 s old could be had',
+    '3 conflict: another operation holds the cluster state, the etcd quorum gate refused (member named), or no etcd snapshot at most 60 s old could be had (also: the tunnel through the bastion did not open)',
     '5 a drain (--on-drain-timeout fail), a replacement or a validation timed out',
     '130 declined, or interrupted (the journal is kept: run roll again to resume)',
   ],

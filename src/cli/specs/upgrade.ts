@@ -35,9 +35,16 @@ export const upgradeSpec = defineCommand<UpgradeOptions>({
         ),
       )
       .addOption(
-        new Option('--etcd-endpoint <url>', 'etcd member the snapshot is taken from').default(
-          'https://127.0.0.1:2379',
-        ),
+        new Option(
+          '--etcd-endpoint <url>',
+          'etcd member the snapshot is taken from (default: https://127.0.0.1:2379, on a master)',
+        ).conflicts('etcdViaBastion'),
+      )
+      .addOption(
+        new Option(
+          '--etcd-via-bastion',
+          'take the snapshot through an ssh tunnel through bastion-<env> to one member (needs agent-setup -e ENV)',
+        ).conflicts('etcdEndpoint'),
       )
       .addOption(new Option('--etcd-cacert <file>', 'its CA (default: secrets/<env>/secure/pki/etcd/ca.crt)'))
       .addOption(
@@ -71,12 +78,12 @@ export const upgradeSpec = defineCommand<UpgradeOptions>({
   example: [
     'upgrade -e prod --to v1.35.0 --plan',
     'upgrade -e prod --to v1.35.0 --etcd v3.6.5 --plan --json',
-    'upgrade -e prod --to v1.35.0 --yes --confirm prod',
+    'upgrade -e prod --to v1.35.0 --yes --confirm prod --etcd-via-bastion',
   ],
   exitCodes: [
     ...STD_EXIT.slice(0, 2),
     '2 bad input, or the preflight refused the target (each rule named with its source), or no TTY without --yes',
-    '3 conflict: another upgrade or operation in progress, a rollout not ended, or a secure layer with other changes',
+    '3 conflict: another upgrade or operation in progress, a rollout not ended, a secure layer with other changes, or the tunnel through the bastion did not open (--etcd-via-bastion)',
     '5 a drain, a replacement or a validation timed out (roll compute)',
     '130 declined, or interrupted (the journal is kept: run upgrade again to resume)',
   ],

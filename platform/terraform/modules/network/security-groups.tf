@@ -58,6 +58,10 @@ locals {
         group       = "masters", protocol = "tcp", from = 2379, to = 2380, cidr = null, source = "masters"
         description = "etcd client and peer traffic between masters"
       }
+      "masters-etcd-client-bastion" = {
+        group       = "masters", protocol = "tcp", from = 2379, to = 2379, cidr = null, source = "bastion"
+        description = "etcd client port from the bastion: the operator's snapshot tunnel (--etcd-via-bastion); client certificates required"
+      }
       "masters-ssh-bastion" = {
         group       = "masters", protocol = "tcp", from = 22, to = 22, cidr = null, source = "bastion"
         description = "SSH from the bastion"
