@@ -164,18 +164,17 @@ export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<Cha
   }
 }
 
-async function planFrom(
-  ctx: EnvContext,
-  o: PlanOptions,
-  p: {
-    bootstrapState: BootstrapState;
-    bootstrap: string[];
-    kmsKeyArn: string;
-    store: SecretStore | undefined;
-    bases: Map<Layer, IndexSnapshot | null>;
-    restored: RestoredCopy | undefined;
-  },
-): Promise<ChangeSet> {
+/** What {@link planFrom} plans from: the bootstrap inspection, the layers' indexes, a restored copy. */
+interface PlanInputs {
+  bootstrapState: BootstrapState;
+  bootstrap: string[];
+  kmsKeyArn: string;
+  store: SecretStore | undefined;
+  bases: Map<Layer, IndexSnapshot | null>;
+  restored: RestoredCopy | undefined;
+}
+
+async function planFrom(ctx: EnvContext, o: PlanOptions, p: PlanInputs): Promise<ChangeSet> {
   const { cfg } = ctx;
   const { bootstrapState, kmsKeyArn, restored } = p;
   const root = restored?.root ?? secretsDir(cfg.name);
@@ -265,14 +264,7 @@ async function discard(run: Promise<TerraformRun> | undefined): Promise<void> {
 async function planWithTerraform(
   ctx: EnvContext,
   o: PlanOptions,
-  p: {
-    bootstrapState: BootstrapState;
-    bootstrap: string[];
-    kmsKeyArn: string;
-    store: SecretStore | undefined;
-    bases: Map<Layer, IndexSnapshot | null>;
-    restored: RestoredCopy | undefined;
-  },
+  p: PlanInputs,
   root: string,
   emptyState: boolean,
   started: { early: Promise<TerraformRun> | undefined; localPub: string | undefined },
@@ -340,12 +332,12 @@ async function planWithTerraform(
     const { tf, summary } = run;
     try {
       planJson = summary.json;
-      const { planView } = await import('../policy/index.js');
+      const { isChange, planView } = await import('../policy/index.js');
       const resources =
         planJson === undefined
           ? []
           : planView(planJson)
-              .resources.filter((r) => !r.actions.every((a) => a === 'no-op' || a === 'read'))
+              .resources.filter(isChange)
               .map((r) => ({ address: r.address, actions: r.actions }));
       terraform = { summary, resources, emptyState, tf };
     } catch (e) {

@@ -361,9 +361,9 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet, opts: ApplyOption
       const summary = await step('terraform plan (against the new state bucket)', () =>
         real.tf.plan(real.vars, real.planFile),
       );
-      const { planView } = await import('../policy/index.js');
+      const { isChange, planView } = await import('../policy/index.js');
       const now = planView(summary.json)
-        .resources.filter((r) => !r.actions.every((a) => a === 'no-op' || a === 'read'))
+        .resources.filter(isChange)
         .map((r) => ({ address: r.address, actions: r.actions }));
       if (JSON.stringify(now) !== JSON.stringify(t.resources))
         throw new ConflictError(

@@ -12,7 +12,7 @@ export {
 } from './evaluate.js';
 export { formatPolicyReport } from './format.js';
 export { decodeUserData, type NodeFile, type NodeFiles, nodeFilesOf } from './node-files.js';
-export { type PlannedResource, type PlanView, planView } from './plan-json.js';
+export { isChange, type PlannedResource, type PlanView, planView } from './plan-json.js';
 export { RULES, ruleById } from './rules/index.js';
 export type { Finding, PolicyFile, PolicyInput, Rule, Severity, Waiver } from './types.js';
 export { parseWaivers, waiverActive } from './waivers.js';

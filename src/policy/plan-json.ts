@@ -79,6 +79,11 @@ export function planView(json: unknown, source = 'the plan'): PlanView {
   };
 }
 
+/** true when applying the plan changes the resource (anything but `no-op` and data-source `read`). */
+export function isChange(r: Pick<PlannedResource, 'actions'>): boolean {
+  return !r.actions.every((a) => a === 'no-op' || a === 'read');
+}
+
 /** true when the plan destroys the resource (delete, or either order of replace). */
 export function isDestroyed(r: PlannedResource): boolean {
   return r.actions.includes('delete');

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { PlannedResource } from '../policy/plan-json.js';
+import { isChange, type PlannedResource } from '../policy/plan-json.js';
 
 /**
  * What the upgrade's workers phase may apply of a Terraform plan (src/commands/upgrade.ts
@@ -22,7 +22,7 @@ export function classifyUpgradePlan(resources: readonly PlannedResource[]): {
   changed: PlannedResource[];
   other: PlannedResource[];
 } {
-  const changed = resources.filter((r) => !r.actions.every((a) => a === 'no-op' || a === 'read'));
+  const changed = resources.filter(isChange);
   const other = changed.filter(
     (r) =>
       !(

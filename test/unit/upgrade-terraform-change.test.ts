@@ -102,6 +102,6 @@ test.each<[string, PlannedResource[], string[]]>([
   const { changed, other } = classifyUpgradePlan(resources);
   expect(other.map((r) => r.address)).toEqual(refused);
   expect(changed.map((r) => r.address)).toEqual(
-    resources.filter((r) => !r.actions.every((a) => a === 'read' || a === 'no-op')).map((r) => r.address),
+    resources.filter((r) => r.actions.some((a) => a !== 'read' && a !== 'no-op')).map((r) => r.address),
   );
 });
