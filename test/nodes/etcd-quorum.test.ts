@@ -1,12 +1,12 @@
 import { mkdtempSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { etcdMembers } from '../../src/config/topology.js';
 import { setLogSink } from '../../src/log.js';
 import { Harness } from './harness.js';
-import { claim, fromSecrets, type Masters, prepareMasters, startEtcd } from './masters.js';
+import { claim, fromSecrets, type Masters, nodeTestTools, prepareMasters, startEtcd } from './masters.js';
 
 /**
  * A master's boot-time network and etcd steps, run for real (issue 9; DESIGN.md §6): for an
@@ -110,25 +110,7 @@ async function tearDown(env: Masters | undefined): Promise<void> {
 
 beforeAll(async () => {
   restoreLog = setLogSink(() => {});
-  stubBin = path.join(work, 'bin');
-  await mkdir(stubBin);
-  await writeFile(
-    path.join(stubBin, 'udevadm'),
-    '#!/bin/sh\n# no udev in the sandbox: nothing to settle\nexit 0\n',
-  );
-  await chmod(path.join(stubBin, 'udevadm'), 0o755);
-  await harness.run('ssh-keygen', [
-    '-q',
-    '-t',
-    'ed25519',
-    '-N',
-    '',
-    '-C',
-    'kp-nodes',
-    '-f',
-    path.join(work, 'id'),
-  ]);
-  sshPublicKey = await readFile(path.join(work, 'id.pub'), 'utf8');
+  ({ stubBin, sshPublicKey } = await nodeTestTools(harness, work, 'kp-nodes'));
   await harness.start();
 }, 120_000);
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import path from 'node:path';
 import {
@@ -58,6 +58,28 @@ export interface Masters {
   etcdPod: EtcdPod;
   /** the rendered secure-layer manifests (what `run` publishes), path → text */
   secureManifests: Map<string, string>;
+}
+
+/**
+ * What every node test needs before its harness starts: `<work>/bin` with a no-op `udevadm`
+ * (the sandbox has no udev: the claim script's `udevadm settle` has nothing to wait for) and
+ * an ed25519 key pair generated now, `<work>/id{,.pub}` (comment `comment`).
+ * @returns the stub directory (for {@link claim}) and the public key (for {@link prepareMasters})
+ */
+export async function nodeTestTools(
+  h: Harness,
+  work: string,
+  comment: string,
+): Promise<{ stubBin: string; sshPublicKey: string }> {
+  const stubBin = path.join(work, 'bin');
+  await mkdir(stubBin);
+  await writeFile(
+    path.join(stubBin, 'udevadm'),
+    '#!/bin/sh\n# no udev in the sandbox: nothing to settle\nexit 0\n',
+  );
+  await chmod(path.join(stubBin, 'udevadm'), 0o755);
+  await h.run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path.join(work, 'id')]);
+  return { stubBin, sshPublicKey: await readFile(path.join(work, 'id.pub'), 'utf8') };
 }
 
 /** environments/play.env with MASTER_COUNT set, named `kpn-<suffix>-<tag>` */

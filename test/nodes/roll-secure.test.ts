@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { AwsClients } from '../../src/aws/clients.js';
@@ -32,6 +32,7 @@ import {
   healthyMembers,
   MasterCloud,
   type Masters,
+  nodeTestTools,
   prepareMasters,
   startAgent,
   startEtcd,
@@ -167,26 +168,10 @@ beforeAll(async () => {
     logLines.push(line);
     process.stderr.write(`${line}\n`);
   });
-  stubBin = path.join(work, 'bin');
-  await mkdir(stubBin);
-  await writeFile(
-    path.join(stubBin, 'udevadm'),
-    '#!/bin/sh\n# no udev in the sandbox: nothing to settle\nexit 0\n',
-  );
-  await chmod(path.join(stubBin, 'udevadm'), 0o755);
-  await harness.run('ssh-keygen', [
-    '-q',
-    '-t',
-    'ed25519',
-    '-N',
-    '',
-    '-C',
-    'kp-roll',
-    '-f',
-    path.join(work, 'id'),
-  ]);
+  const tools = await nodeTestTools(harness, work, 'kp-roll');
+  stubBin = tools.stubBin;
   await harness.start();
-  m = await prepareMasters(harness, work, N, 'r', await readFile(path.join(work, 'id.pub'), 'utf8'));
+  m = await prepareMasters(harness, work, N, 'r', tools.sshPublicKey);
 
   // the toolkit's side: the local AWS and one member, reached through bridges into the harness
   const motoBridge = await bridge(harness, 'moto', '127.0.0.1', 5000);
