@@ -7,7 +7,10 @@ import type { KeyService } from '../secrets/keyring.js';
 /**
  * etcd snapshots in the environment's secrets bucket (DESIGN.md §8 "etcd backups").
  *
- * Object: `backups/etcd/<taken-at>-<member>.db` where taken-at is UTC `YYYYMMDDTHHMMSSZ`,
+ * Object: `backups/etcd/<taken-at>-<member>.db` where taken-at is UTC `YYYYMMDDTHHMMSS.mmmZ`
+ * (milliseconds, so two snapshots of one label in the same second, such as an interrupted
+ * roll's and its rerun's `pre-roll`, get two keys; keys written before had whole seconds,
+ * `YYYYMMDDTHHMMSSZ`, and are still read),
  * in the envelope wire format of src/secrets/envelope.ts: AES-256-GCM under a data key of
  * its own (one KMS GenerateDataKey per snapshot) with the encryption context
  * `{environment, layer: "backups"}` — a layer of its own, so a role that may read manifests
@@ -28,7 +31,7 @@ export const LEASE_PREFIX = 'backups/etcd-lease/';
 /** Snapshots are kept in memory while sealed; refuse larger ones (etcd's default quota is 2 GiB). */
 export const MAX_SNAPSHOT_BYTES = 8 * 1024 ** 3 - 1;
 
-const KEY_RE = /^backups\/etcd\/(\d{8}T\d{6}Z)-([A-Za-z0-9._-]{1,128})\.db$/;
+const KEY_RE = /^backups\/etcd\/(\d{8}T\d{6}(?:\.\d{3})?Z)-([A-Za-z0-9._-]{1,128})\.db$/;
 
 /** A snapshot object as listed. */
 export interface BackupObject {
@@ -50,12 +53,9 @@ export interface BackupMeta {
   etcdVersion?: string;
 }
 
-/** UTC `YYYYMMDDTHHMMSSZ` of a time. */
+/** UTC `YYYYMMDDTHHMMSS.mmmZ` of a time given in ms since the epoch (ISO 8601 basic format). */
 export function compactTime(ms: number): string {
-  return new Date(ms)
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d{3}/, '');
+  return new Date(ms).toISOString().replace(/[-:]/g, '');
 }
 
 /** The object key of a snapshot taken at `ms` by `member`. @throws UserError for an unsafe member name */
@@ -65,12 +65,16 @@ export function backupKey(ms: number, member: string): string {
   return k;
 }
 
-/** Parses a snapshot key; undefined for anything else under the prefix. */
+/**
+ * Parses a snapshot key, in either form (`...T234216.123Z-m.db` or, written before
+ * milliseconds, `...T234216Z-m.db`, read as .000); undefined for anything else under the prefix.
+ */
 export function parseBackupKey(key: string): { takenAtMs: number; member: string } | undefined {
   const m = KEY_RE.exec(key);
   if (!m) return undefined;
   const t = m[1]!;
-  const iso = `${t.slice(0, 4)}-${t.slice(4, 6)}-${t.slice(6, 8)}T${t.slice(9, 11)}:${t.slice(11, 13)}:${t.slice(13, 15)}Z`;
+  const frac = t.length > 16 ? t.slice(15, 19) : '';
+  const iso = `${t.slice(0, 4)}-${t.slice(4, 6)}-${t.slice(6, 8)}T${t.slice(9, 11)}:${t.slice(11, 13)}:${t.slice(13, 15)}${frac}Z`;
   const ms = Date.parse(iso);
   return Number.isFinite(ms) ? { takenAtMs: ms, member: m[2]! } : undefined;
 }

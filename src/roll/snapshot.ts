@@ -47,8 +47,8 @@ export function freshSnapshot(
 }
 
 /**
- * The first snapshot of `list` taken at or after `sinceMs` (keys carry whole seconds, so
- * `sinceMs` is floored to its second), or undefined. What `run` reports after a staged
+ * The first snapshot of `list` taken at or after `sinceMs` (keys written before milliseconds
+ * carry whole seconds, so `sinceMs` is floored to its second), or undefined. What `run` reports after a staged
  * rollout: the snapshot the first master's agent took before it applied the target
  * (src/agent/presnap.ts), dated after that master was allowed. Pure.
  */

@@ -161,7 +161,7 @@ describe('the bundled agent’s etcd-backup now --elect, three masters in one sl
       ),
     );
     expect(runs.map((r) => r.exitCode)).toEqual([0, 0, 0]);
-    const took = runs.filter((r) => /backups\/etcd\/\d{8}T\d{6}Z-etcd-[abc]\.db/.test(r.stdout));
+    const took = runs.filter((r) => /backups\/etcd\/\d{8}T\d{6}\.\d{3}Z-etcd-[abc]\.db/.test(r.stdout));
     expect(took).toHaveLength(1);
     expect(runs.filter((r) => r.stderr.includes('another master takes this snapshot'))).toHaveLength(2);
     const store = new BackupStore({

@@ -69,7 +69,7 @@ test('1,000 keys: snapshot, sealed upload under backups/etcd/, verified after up
     scratchParent: root,
   });
   snapshotKey = r.key;
-  expect(r.key).toMatch(/^backups\/etcd\/\d{8}T\d{6}Z-m1\.db$/);
+  expect(r.key).toMatch(/^backups\/etcd\/\d{8}T\d{6}\.\d{3}Z-m1\.db$/);
   expect(r.revision).toBeGreaterThanOrEqual(1001);
   expect(r.meta.sha256).toMatch(/^[0-9a-f]{64}$/);
   expect((await store.list()).map((b) => b.key)).toEqual([r.key]);
@@ -174,7 +174,7 @@ test('retention deletes every version of the expired snapshots and keeps the res
   await expireBackups(store, { nowMs: now });
   const left = (await store.list()).map((b) => b.key);
   expect(left).toContain(snapshotKey);
-  expect(left).toContain('backups/etcd/20261130T213000Z-m2.db');
+  expect(left).toContain('backups/etcd/20261130T213000.000Z-m2.db');
   expect(left).toHaveLength(2);
 }, 60_000);
 

@@ -188,7 +188,7 @@ test('a snapshot through the tunnel: taken by the roll’s code, sealed, uploade
     expect(backups.route).toBe(tunnel.route);
     const before = (await store.list()).length;
     const s = await backups.take!();
-    expect(s.key).toMatch(/^backups\/etcd\/\d{8}T\d{6}Z-pre-roll\.db$/);
+    expect(s.key).toMatch(/^backups\/etcd\/\d{8}T\d{6}\.\d{3}Z-pre-roll\.db$/);
     expect((await store.list()).map((b) => b.key)).toContain(s.key);
     expect((await store.list()).length).toBe(before + 1);
     // the bastion opened the channel to the member (sshd logs direct-tcpip at DEBUG1)

@@ -33,7 +33,7 @@ export const etcdRestoreSpec = defineCommand<
   handler: async () => (await import('../../commands/etcd-restore.js')).etcdRestoreCommand,
   example: [
     'etcd-restore -e prod latest --dry-run',
-    'etcd-restore --environment prod --bucket B --region eu-west-1 backups/etcd/20261201T220000Z-etcd-a.db --member etcd-a --initial-cluster etcd-a=https://10.80.10.10:2380,... --token kp-restore-1 --data-dir /var/lib/etcd/restored',
+    'etcd-restore --environment prod --bucket B --region eu-west-1 backups/etcd/20261201T220000.000Z-etcd-a.db --member etcd-a --initial-cluster etcd-a=https://10.80.10.10:2380,... --token kp-restore-1 --data-dir /var/lib/etcd/restored',
   ],
   exitCodes: [
     ...STD_EXIT,
