@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { cp, mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parse as parseYaml } from 'yaml';
@@ -105,6 +105,98 @@ const cidrHost = (cidr: string, n: number): string => {
 };
 const prefixOf = (cidr: string) => cidr.split('/')[1]!;
 
+/**
+ * The directories every harness on this machine shares: the mount points of the hosts'
+ * /etc/kubernetes and /var/lib/etcd (bind-mounted in their private mount namespaces) and
+ * /etc/netns (read by `ip netns exec`). Removing a directory that is a mount point in another
+ * mount namespace detaches that mount there (rmdir(2), Linux ≥ 3.18), so a harness that removed
+ * them while another test file's hosts ran took their /etc/kubernetes and /var/lib/etcd away
+ * (the roll-secure test failed so under two jest workers). Made by the first harness, removed
+ * by the last: users are registered under {@link SHARED_STATE}/users, what a harness made under
+ * .../made, both changed only under a mkdir lock.
+ */
+export const SHARED_DIRS = ['/etc/kubernetes', '/var/lib/etcd', '/etc/netns'] as const;
+const SHARED_STATE = '/run/kp-node-harness';
+
+/** Where the registry lives and which directories it covers (tests point both elsewhere). */
+export interface SharedDirsPlace {
+  state: string;
+  dirs: readonly string[];
+}
+const SHARED: SharedDirsPlace = { state: SHARED_STATE, dirs: SHARED_DIRS };
+
+async function underSharedLock<T>(state: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${state}.lock`;
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      // a lock left by a killed test run: held for milliseconds, never 30 s
+      const st = await stat(lock).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > 30_000) await rmdir(lock).catch(() => undefined);
+      if (Date.now() - t0 > 60_000) throw new Error(`${lock}: held for over 60 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rmdir(lock).catch(() => undefined);
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/** Registers harness `id` (of this process) as a user of {@link SHARED_DIRS}, making the missing ones. */
+export async function acquireSharedDirs(id: string, at: SharedDirsPlace = SHARED): Promise<void> {
+  await mkdir(`${at.state}/users`, { recursive: true });
+  await mkdir(`${at.state}/made`, { recursive: true });
+  await underSharedLock(at.state, async () => {
+    await writeFile(`${at.state}/users/${process.pid}-${id}`, '');
+    for (const dir of at.dirs) {
+      if (await stat(dir).catch(() => undefined)) continue;
+      await mkdir(dir, { recursive: true });
+      await writeFile(`${at.state}/made/${encodeURIComponent(dir)}`, '');
+    }
+  });
+}
+
+/**
+ * Unregisters harness `id`; when no live harness is left, removes the {@link SHARED_DIRS} a
+ * harness made (rmdir: only while empty) and the registry.
+ * @returns the directories removed
+ */
+export async function releaseSharedDirs(id: string, at: SharedDirsPlace = SHARED): Promise<string[]> {
+  return underSharedLock(at.state, async () => {
+    await rm(`${at.state}/users/${process.pid}-${id}`, { force: true });
+    const users = await readdir(`${at.state}/users`).catch(() => [] as string[]);
+    if (users.some((u) => alive(Number(u.split('-')[0])))) return [];
+    const removed: string[] = [];
+    for (const m of await readdir(`${at.state}/made`).catch(() => [] as string[])) {
+      const dir = decodeURIComponent(m);
+      if (
+        await rmdir(dir).then(
+          () => true,
+          () => false,
+        )
+      )
+        removed.push(dir);
+    }
+    await rm(at.state, { recursive: true, force: true });
+    return removed;
+  });
+}
+
 export class Harness {
   readonly suffix = randomBytes(2).toString('hex');
   readonly prefix = `kpn${this.suffix}`;
@@ -112,9 +204,7 @@ export class Harness {
   private readonly namespaces: string[] = [];
   private readonly loops: string[] = [];
   private readonly background: BackgroundProcess[] = [];
-  private createdEtcKubernetes = false;
-  private createdEtcNetns = false;
-  private createdVarLibEtcd = false;
+  private sharedDirs = false;
   private bridges = new Map<string, string>();
   private imdsMap: Record<string, Record<string, string>> = {};
   /** environment for terraform and the awscli inside the router namespace */
@@ -153,7 +243,6 @@ export class Harness {
     // `ip netns exec` bind-mounts /etc/netns/<ns>/* over /etc: a resolver on the namespace's
     // own loopback (none listens), so that no lookup (etcd resolves a peer's SAN DNS names
     // when its address does not match) is sent towards this machine's resolver
-    if (!(await stat('/etc/netns').catch(() => undefined))) this.createdEtcNetns = true;
     await mkdir(`/etc/netns/${ns}`, { recursive: true });
     await writeFile(`/etc/netns/${ns}/resolv.conf`, 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
   }
@@ -175,6 +264,8 @@ export class Harness {
 
   /** The router namespace with the local AWS and the IMDS double. */
   async start(): Promise<void> {
+    await acquireSharedDirs(this.suffix);
+    this.sharedDirs = true;
     await this.addNs(this.router);
     await this.run('ip', ['netns', 'exec', this.router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     await this.run('ip', ['-n', this.router, 'addr', 'add', `${IMDS_ADDRESS}/32`, 'dev', 'lo']);
@@ -217,18 +308,6 @@ export class Harness {
       if (Date.now() > deadline)
         throw new Error(`moto_server or the IMDS double did not start in ${this.router} (see ${this.work})`);
       await new Promise((r) => setTimeout(r, 200));
-    }
-    try {
-      await stat('/etc/kubernetes');
-    } catch {
-      // the mount point for the hosts' /etc/kubernetes (bind-mounted in their private mount
-      // namespaces); an empty directory, removed again by destroy()
-      await mkdir('/etc/kubernetes');
-      this.createdEtcKubernetes = true;
-    }
-    if (!(await stat('/var/lib/etcd').catch(() => undefined))) {
-      await mkdir('/var/lib/etcd', { recursive: true });
-      this.createdVarLibEtcd = true;
     }
     const aws = await which('aws');
     if (!aws) throw new Error('the awscli is not on PATH');
@@ -588,9 +667,8 @@ export class Harness {
     for (const p of this.background.reverse()) await p.stop(2000).catch(() => undefined);
     for (const ns of this.namespaces.reverse()) await this.delNs(ns);
     for (const l of this.loops) await this.run('losetup', ['-d', l], { reject: false });
-    if (this.createdEtcKubernetes) await rmdir('/etc/kubernetes').catch(() => undefined);
-    if (this.createdEtcNetns) await rmdir('/etc/netns').catch(() => undefined);
-    if (this.createdVarLibEtcd) await rmdir('/var/lib/etcd').catch(() => undefined);
+    if (this.sharedDirs) await releaseSharedDirs(this.suffix);
+    this.sharedDirs = false;
   }
 }
 
