@@ -616,7 +616,9 @@ describe('CoreDNS, as kubeadm v1.34 deploys it', () => {
     const dep = find<Workload>(play, 'Deployment', 'coredns');
     expect(dep.spec.replicas).toBe(2);
     const pod = dep.spec.template.spec;
-    expect(pod.containers.map((c) => c.image)).toEqual(['registry.k8s.io/coredns/coredns:v1.12.1']);
+    expect(pod.containers.map((c) => c.image)).toEqual([
+      'registry.k8s.io/coredns/coredns:v1.12.1@sha256:e8c262566636e6bc340ece6473b0eed193cad045384401529721ddbe6463d31c',
+    ]);
     expect(pod.dnsPolicy).toBe('Default');
     expect(pod.tolerations).toContainEqual({
       key: 'node-role.kubernetes.io/control-plane',
@@ -790,7 +792,7 @@ KUBERNETES_VERSION=v1.34.1
 });
 
 /** Each add-on pinned by digest: its images are `<repository>:<tag>@<digest>` as upstream records the pair. */
-describe('images pinned by version and digest (cloud-controller-manager, EBS CSI driver, metrics-server)', () => {
+describe('images pinned by version and digest (cloud-controller-manager, EBS CSI driver, metrics-server, CoreDNS)', () => {
   const upstream = JSON.parse(
     readFileSync(path.join(root, 'test', 'fixtures', 'images', 'upstream-digests.json'), 'utf8'),
   ) as { sources: Record<string, string>; images: Record<string, { digest: string; source: string }> };
@@ -798,7 +800,7 @@ describe('images pinned by version and digest (cloud-controller-manager, EBS CSI
   test('every image of these add-ons names a tag and the digest upstream records for it', () => {
     const seen = new Set<string>();
     for (const { path: p, obj } of workloadsOf(play)) {
-      if (!/\/(aws-cloud-controller-manager|aws-ebs-csi-driver|metrics-server)\//.test(p)) continue;
+      if (!/\/(aws-cloud-controller-manager|aws-ebs-csi-driver|metrics-server|coredns)\//.test(p)) continue;
       const pod = obj.spec.template.spec;
       for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
         const m = /^(.+:[^:@]+)@(sha256:[0-9a-f]{64})$/.exec(c.image);
