@@ -1,10 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { createPatch } from 'diff';
 import { type BootstrapState, inspectBootstrap, planBootstrap } from '../aws/bootstrap.js';
 import { agentBundle } from '../context/agent-bundle.js';
 import type { EnvContext } from '../context/environment.js';
-import { type PlatformTerraform, platformTerraform } from '../context/terraform.js';
+import {
+  guessedPreview,
+  type PlatformTerraform,
+  platformTerraform,
+  platformVars,
+} from '../context/terraform.js';
+import { log } from '../log.js';
 import type { RenderedFile } from '../manifests/index.js';
 import { manifestsTemplateDir, secretsDir } from '../paths.js';
 import type { PolicyReport } from '../policy/index.js';
@@ -118,6 +125,12 @@ export async function desiredLayerFiles(
 
 export interface PlanOptions {
   skipTerraform?: boolean;
+  /**
+   * a Terraform plan the caller started with guessed variables ({@link startGuessedPlan});
+   * planRun uses it when the real inputs give the same variables, otherwise lets it end
+   * unused, and in either case disposes of it
+   */
+  early?: EarlyPlan;
 }
 
 /**
@@ -132,6 +145,15 @@ export interface PlanOptions {
  *   ConflictError (3) when the working copy is behind the bucket
  */
 export async function planRun(ctx: EnvContext, o: PlanOptions = {}): Promise<ChangeSet> {
+  try {
+    return await planChangeSet(ctx, o);
+  } catch (e) {
+    await discardEarlyPlan(o.early);
+    throw e;
+  }
+}
+
+async function planChangeSet(ctx: EnvContext, o: PlanOptions): Promise<ChangeSet> {
   const { cfg, names } = ctx;
   const secrets = secretsDir(cfg.name);
   const bootstrapState = await inspectBootstrap(ctx.aws, names);
@@ -188,27 +210,26 @@ async function planFrom(ctx: EnvContext, o: PlanOptions, p: PlanInputs): Promise
   const localPub = o.skipTerraform
     ? undefined
     : await readFile(path.join(root, 'common', 'ssh', `${cfg.name}.pub`), 'utf8').catch(() => undefined);
-  let planning = () => {};
-  const begun = new Promise<void>((resolve) => {
-    planning = resolve;
-  });
-  const early =
-    localPub === undefined
-      ? undefined
-      : terraformPlan(ctx, { kmsKeyArn, sshPublicKey: localPub, emptyState, onPlanning: planning });
-  early?.catch(() => {}); // awaited, or discarded, below
-  // the PKI plan and rendering are CPU work on this event loop: Terraform's set-up (version,
-  // init check) goes first, so that its plan is not kept waiting behind them
-  if (early) await Promise.race([begun, early.then(noop, noop)]);
+  // the caller's plan, started with the variables last applied, when it could start one;
+  // otherwise one with the real bootstrap inputs and the working copy's SSH key
+  let early = o.early && (await o.early.tf) ? o.early : undefined;
+  if (!early && o.early) await discardEarlyPlan(o.early);
+  if (!early && localPub !== undefined) {
+    early = planEarly(
+      platformTerraform(ctx, { kmsKeyArn, sshPublicKey: localPub, preview: true, emptyState }),
+      false,
+    );
+    // the PKI plan and rendering are CPU work on this event loop: Terraform's set-up (version,
+    // init check) goes first, so that its plan is not kept waiting behind them
+    await early.begun;
+  }
   try {
     return await planWithTerraform(ctx, o, p, root, emptyState, { early, localPub });
   } catch (e) {
-    await discard(early);
+    await discardEarlyPlan(early);
     throw e;
   }
 }
-
-const noop = () => {};
 
 /** A plan of the platform Terraform (`terraform plan -lock=false` into temporary files). */
 interface TerraformRun {
@@ -217,43 +238,88 @@ interface TerraformRun {
 }
 
 /**
- * Plans the platform Terraform for a preview. json: false — without changes `show -json`
- * (seconds: it loads every provider schema) is skipped; Terraform then applies nothing, so
- * its rules have nothing to refuse and are reported as not evaluated.
+ * A Terraform plan started before the rest of the change set, Terraform's own process
+ * running while the PKI plan, the manifests and the layer diffs are computed.
+ */
+export interface EarlyPlan {
+  /** the preview Terraform it plans with; undefined when none could be set up this way */
+  tf: Promise<PlatformTerraform | undefined>;
+  /** its plan (undefined with `tf`); rejects with the plan's error */
+  run: Promise<TerraformRun | undefined>;
+  /** true when its variables are a guess ({@link guessedPreview}) to check before use */
+  guessed: boolean;
+  /** settles once terraform is started, or it is known that it will not be; never rejects */
+  begun: Promise<void>;
+}
+
+/**
+ * Plans with a preview Terraform as soon as it is set up. json: false — without changes
+ * `show -json` (seconds: it loads every provider schema) is skipped; Terraform then applies
+ * nothing, so its rules have nothing to refuse and are reported as not evaluated.
+ */
+function planEarly(preview: Promise<PlatformTerraform | undefined>, guessed: boolean): EarlyPlan {
+  let planning = () => {};
+  const started = new Promise<void>((resolve) => {
+    planning = resolve;
+  });
+  const run = preview.then(async (tf) => {
+    if (!tf) return undefined;
+    try {
+      const summary = await tf.tf.plan(tf.vars, tf.planFile, {
+        lock: false,
+        varFile: tf.varFile,
+        json: false,
+        onSpawn: planning,
+      });
+      return { tf, summary };
+    } catch (e) {
+      await tf.dispose();
+      throw e;
+    }
+  });
+  run.catch(() => {}); // awaited, or discarded, by planRun
+  const noop = () => {};
+  return {
+    tf: preview.catch(() => undefined),
+    run,
+    guessed,
+    begun: Promise.race([started, run.then(noop, noop)]),
+  };
+}
+
+/**
+ * Starts `terraform plan` (read-only: -lock=false, temporary variables and plan files) in
+ * the environment's own initialised data directory with the variables last applied, the
+ * environment file as it is now and the working copy's SSH key ({@link guessedPreview}),
+ * before the bootstrap inspection, the layers' indexes and the node image are read: on an
+ * unchanged environment its plan is the one {@link planRun} would start a few hundred
+ * milliseconds later. Hand it to planRun (options.early), or to {@link discardEarlyPlan}.
+ */
+export function startGuessedPlan(ctx: EnvContext): EarlyPlan {
+  return planEarly(guessedPreview(ctx), true);
+}
+
+/**
+ * Waits for a plan that will not be used to end, then removes its temporary files; never
+ * throws. It is not stopped: a `terraform plan -lock=false` sent SIGTERM while it refreshes
+ * writes the state object (seen in moto's request recorder: a PutObject of the state), and
+ * a preview writes nothing.
+ */
+export async function discardEarlyPlan(early: EarlyPlan | undefined): Promise<void> {
+  const r = await early?.run.catch(() => undefined);
+  await r?.tf.dispose();
+}
+
+/**
+ * Plans the platform Terraform for a preview, after the early plan could not be used.
  * @throws what platformTerraform and the plan throw, with the temporary files removed
  */
 async function terraformPlan(
   ctx: EnvContext,
-  o: {
-    kmsKeyArn: string;
-    sshPublicKey: string;
-    emptyState: boolean;
-    /** called once Terraform is set up, as its plan starts */
-    onPlanning?: () => void;
-  },
+  o: { kmsKeyArn: string; sshPublicKey: string; emptyState: boolean; vars?: Record<string, unknown> },
 ): Promise<TerraformRun> {
-  const tf = await platformTerraform(ctx, {
-    kmsKeyArn: o.kmsKeyArn,
-    sshPublicKey: o.sshPublicKey,
-    preview: true,
-    emptyState: o.emptyState,
-  });
-  try {
-    o.onPlanning?.();
-    return {
-      tf,
-      summary: await tf.tf.plan(tf.vars, tf.planFile, { lock: false, varFile: tf.varFile, json: false }),
-    };
-  } catch (e) {
-    await tf.dispose();
-    throw e;
-  }
-}
-
-/** Waits for a plan that will not be used to end, then removes its temporary files. */
-async function discard(run: Promise<TerraformRun> | undefined): Promise<void> {
-  const r = await run?.catch(() => undefined);
-  await r?.tf.dispose();
+  const run = await planEarly(platformTerraform(ctx, { ...o, preview: true }), false).run;
+  return run!;
 }
 
 /**
@@ -267,7 +333,7 @@ async function planWithTerraform(
   p: PlanInputs,
   root: string,
   emptyState: boolean,
-  started: { early: Promise<TerraformRun> | undefined; localPub: string | undefined },
+  started: { early: EarlyPlan | undefined; localPub: string | undefined },
 ): Promise<ChangeSet> {
   const { cfg, names } = ctx;
   const { bootstrapState, bootstrap, kmsKeyArn, store, bases, restored } = p;
@@ -322,13 +388,24 @@ async function planWithTerraform(
   let terraform: ChangeSet['terraform'];
   let planJson: unknown;
   if (!o.skipTerraform) {
-    let run: TerraformRun;
-    if (started.early && started.localPub?.trim() === pki.sshPublicKey.trim()) {
-      run = await started.early;
+    let run: TerraformRun | undefined;
+    const early = started.early;
+    if (early?.guessed) {
+      // the guess holds when the real inputs give the same variables (and the state bucket is there)
+      const vars = await platformVars(ctx, { kmsKeyArn, sshPublicKey: pki.sshPublicKey, preview: true });
+      const guess = await early.tf;
+      if (!emptyState && guess && isDeepStrictEqual(guess.vars, vars)) run = await early.run;
+      else {
+        log.debug('terraform: the early plan used other variables; planning again');
+        await discardEarlyPlan(early);
+        run = await terraformPlan(ctx, { kmsKeyArn, sshPublicKey: pki.sshPublicKey, emptyState, vars });
+      }
+    } else if (early && started.localPub?.trim() === pki.sshPublicKey.trim()) {
+      run = await early.run;
     } else {
-      await discard(started.early);
-      run = await terraformPlan(ctx, { kmsKeyArn, sshPublicKey: pki.sshPublicKey, emptyState });
+      await discardEarlyPlan(early);
     }
+    run ??= await terraformPlan(ctx, { kmsKeyArn, sshPublicKey: pki.sshPublicKey, emptyState });
     const { tf, summary } = run;
     try {
       planJson = summary.json;

@@ -4,9 +4,11 @@ import {
   type ChangeSetView,
   changeSetJson,
   confirmationFor,
+  discardEarlyPlan,
   hasChanges,
   type LayerChange,
   planRun,
+  startGuessedPlan,
 } from '../changeset/plan.js';
 import { applyRestore, disposeRestore } from '../changeset/restore.js';
 import { publishAgent } from '../context/agent-bundle.js';
@@ -114,8 +116,15 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
   if (o.out !== undefined) await (await import('../changeset/saved.js')).assertWritableTarget(o.out);
   const ctx = await context.openEnvironment({ env: o.env, local: o.local });
   let cs: ChangeSet | undefined;
+  // Terraform's plan, most of a no-op run's time, starts now with the variables last applied;
+  // planRun uses it if the inputs it reads give the same variables (else it plans again)
+  const early = o.skipTerraform ? undefined : startGuessedPlan(ctx);
+  let handedOver = false;
   try {
     const { cfg } = ctx;
+    // its set-up (version, init check) is CPU work on this event loop, as are the reads
+    // below: it goes first, so that Terraform's plan is not kept waiting behind them
+    await early?.begun;
     // a cluster state written by a newer toolkit is refused before anything is planned
     // (a read: GetObject, and Decrypt of its data key; none on a new environment)
     await readGuardedState(ctx, o, { refuseUpgrade: !o.plan });
@@ -123,8 +132,9 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     // while the plan runs makes it stale, never the other way round
     const saved = o.out !== undefined ? await import('../changeset/saved.js') : undefined;
     const stateVersionId = saved ? await saved.stateVersion(ctx) : null;
+    handedOver = true;
     cs = await step('plan: bootstrap, PKI, layers, agent, terraform, policy', () =>
-      planRun(ctx, { skipTerraform: Boolean(o.skipTerraform) }),
+      planRun(ctx, { skipTerraform: Boolean(o.skipTerraform), ...(early ? { early } : {}) }),
     );
     const { formatChangeSet } = await import('../changeset/format.js');
     const { assertPolicy, printPolicyReport } = await import('./policy.js');
@@ -182,6 +192,7 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     });
     return converge(ctx, o, secureGeneration);
   } finally {
+    if (!handedOver) await discardEarlyPlan(early);
     await cs?.terraform?.tf.dispose();
     await disposeRestore(cs?.restored);
     await ctx.close();
@@ -384,9 +395,16 @@ export async function applyRun(ctx: EnvContext, cs: ChangeSet, opts: ApplyOption
           throw e;
         }),
       );
-      // next time the plan can use the environment's own data directory (init skipped)
-      if (!t.tf.persistent) await platformTerraform(ctx, boot.kmsKeyArn);
+      // next time the plan can use the environment's own data directory (init skipped), and
+      // start with the variables applied now (they are the guess of the next run's early plan)
+      const own = t.tf.persistent
+        ? t.tf
+        : await platformTerraform(ctx, { kmsKeyArn: boot.kmsKeyArn, vars: t.tf.vars });
+      await own.tf.writeVars(t.tf.vars);
     }
+  } else if (t?.tf.persistent) {
+    // nothing for Terraform to apply; the variables are still the ones the next run starts with
+    await t.tf.tf.writeVars(t.tf.vars);
   }
   if (staged) {
     const timeoutS = opts.rolloutTimeoutS ?? 300;

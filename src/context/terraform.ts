@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveAmi } from '../aws/ami.js';
 import { UserError } from '../errors.js';
+import { log } from '../log.js';
 import { displayPath, secretsDir, stateDir, terraformDir } from '../paths.js';
 import type { BackendSettings, Terraform } from '../terraform/driver.js';
 import { agentBundle } from './agent-bundle.js';
@@ -40,6 +41,8 @@ export interface PlatformTerraformOptions {
   emptyState?: boolean;
   /** destroy plans may use a stand-in SSH key when none is local (cleanup) */
   allowMissingSshKey?: boolean;
+  /** the root variables when the caller has them already ({@link platformVars}) */
+  vars?: Record<string, unknown>;
 }
 
 /** A syntactically valid OpenSSH key line for destroy plans without the local key (never installed). */
@@ -54,6 +57,51 @@ export function backendOf(ctx: EnvContext): BackendSettings {
     region: ctx.cfg.region,
     ...(ctx.aws.settings.endpoint ? { endpoint: ctx.aws.settings.endpoint } : {}),
   };
+}
+
+/**
+ * The root variables `run` plans with (tfVars()): the environment file, the SSH public key
+ * (o.sshPublicKey, else the working copy's common/ssh/<env>.pub), the node image
+ * (resolveAmi: a DescribeImages, read-only in a preview), the KMS key ARN and the agent
+ * bundle's key and digest.
+ *
+ * @returns the variables as written to the variables file, JSON-serialisable
+ * @throws UserError when the SSH public key is missing locally (unless o.allowMissingSshKey)
+ *   or the node image cannot be found
+ */
+export async function platformVars(
+  ctx: EnvContext,
+  o: PlatformTerraformOptions,
+): Promise<Record<string, unknown>> {
+  const { cfg } = ctx;
+  let sshPublicKey = o.sshPublicKey?.trim();
+  if (sshPublicKey === undefined) {
+    const pub = path.join(secretsDir(cfg.name), 'common', 'ssh', `${cfg.name}.pub`);
+    const text = await readFile(pub, 'utf8').catch(() => undefined);
+    if (text === undefined && !o.allowMissingSshKey)
+      throw new UserError(`${displayPath(pub)} is missing`, {
+        hint: `fetch-secrets -e ${cfg.name}, or run -e ${cfg.name}`,
+      });
+    sshPublicKey = (text ?? STAND_IN_SSH_KEY).trim();
+  }
+  // both at once; the image's error, if any, is reported first, as when one came after the other
+  const ami = resolveAmi(ctx.aws, cfg.nodeAmi, Boolean(ctx.aws.settings.endpoint), {
+    readOnly: Boolean(o.preview),
+  });
+  const bundle = agentBundle();
+  bundle.catch(() => {}); // awaited after the image
+  const amiId = await ami;
+  const agent = await bundle;
+  const { tfVars } = await import('../terraform/vars.js');
+  return tfVars(cfg, {
+    amiId,
+    sshPublicKey,
+    secretsBucket: ctx.names.secretsBucket,
+    kmsKeyArn: o.kmsKeyArn,
+    agentBucket: ctx.names.stateBucket,
+    agentObjectKey: agent.key,
+    agentSha256: agent.sha256,
+  });
 }
 
 /**
@@ -76,35 +124,8 @@ export async function platformTerraform(
   // Terraform.create below finds it ready (its errors come from there, in their place)
   const probe = import('../terraform/driver.js').then((d) => d.probeBinary(undefined, terraformDir()));
   probe.catch(() => {});
-  let sshPublicKey = o.sshPublicKey?.trim();
-  if (sshPublicKey === undefined) {
-    const pub = path.join(secretsDir(cfg.name), 'common', 'ssh', `${cfg.name}.pub`);
-    const text = await readFile(pub, 'utf8').catch(() => undefined);
-    if (text === undefined && !o.allowMissingSshKey)
-      throw new UserError(`${displayPath(pub)} is missing`, {
-        hint: `fetch-secrets -e ${cfg.name}, or run -e ${cfg.name}`,
-      });
-    sshPublicKey = (text ?? STAND_IN_SSH_KEY).trim();
-  }
-  // both at once; the image's error, if any, is reported first, as when one came after the other
-  const ami = resolveAmi(ctx.aws, cfg.nodeAmi, Boolean(ctx.aws.settings.endpoint), {
-    readOnly: Boolean(o.preview),
-  });
-  const bundle = agentBundle();
-  bundle.catch(() => {}); // awaited after the image
-  const amiId = await ami;
-  const agent = await bundle;
+  const vars = o.vars ?? (await platformVars(ctx, o));
   const { Terraform } = await import('../terraform/driver.js');
-  const { tfVars } = await import('../terraform/vars.js');
-  const vars = tfVars(cfg, {
-    amiId,
-    sshPublicKey,
-    secretsBucket: ctx.names.secretsBucket,
-    kmsKeyArn: o.kmsKeyArn,
-    agentBucket: ctx.names.stateBucket,
-    agentObjectKey: agent.key,
-    agentSha256: agent.sha256,
-  });
   const env = ctx.local?.env ?? {};
   const dataDir = path.join(stateDir(cfg.name), 'terraform');
   const backend = backendOf(ctx);
@@ -154,5 +175,64 @@ export async function platformTerraform(
   } catch (e) {
     await dispose();
     throw e;
+  }
+}
+
+/**
+ * A preview Terraform that can start before the environment's AWS inputs are read: in the
+ * environment's own data directory when it is initialised for the environment's backend,
+ * with the variables tfVars() gives for the environment file as it is now, the working
+ * copy's SSH public key, the agent bundle, and the node image and KMS key ARN of the
+ * variables last applied (`<data dir>/platform.tfvars.json`). Its variables are a guess:
+ * the caller compares them with {@link platformVars} of the real inputs before it uses a
+ * plan made with them.
+ *
+ * Writes only in a temporary directory (variables and plan file), like any preview.
+ * @returns undefined when the data directory is not initialised for the backend, holds no
+ *   earlier variables, or the working copy has no SSH public key; and on any error (the
+ *   real inputs report it in its place)
+ */
+export async function guessedPreview(ctx: EnvContext): Promise<PlatformTerraform | undefined> {
+  const { cfg } = ctx;
+  const dataDir = path.join(stateDir(cfg.name), 'terraform');
+  try {
+    const { Terraform, VARS_FILE } = await import('../terraform/driver.js');
+    const [last, pub] = await Promise.all([
+      readFile(path.join(dataDir, VARS_FILE), 'utf8').catch(() => undefined),
+      readFile(path.join(secretsDir(cfg.name), 'common', 'ssh', `${cfg.name}.pub`), 'utf8').catch(
+        () => undefined,
+      ),
+    ]);
+    if (last === undefined || pub === undefined) return undefined;
+    const prev = JSON.parse(last) as { ami_id?: unknown; kms_key_arn?: unknown };
+    if (typeof prev.ami_id !== 'string' || typeof prev.kms_key_arn !== 'string') return undefined;
+    const [tf, agent, { tfVars }] = await Promise.all([
+      Terraform.create({ dir: terraformDir(), dataDir, env: ctx.local?.env ?? {}, quiet: true }),
+      agentBundle(),
+      import('../terraform/vars.js'),
+    ]);
+    if (!(await tf.isInitialised(backendOf(ctx)))) return undefined;
+    const vars = tfVars(cfg, {
+      amiId: prev.ami_id,
+      sshPublicKey: pub.trim(),
+      secretsBucket: ctx.names.secretsBucket,
+      kmsKeyArn: prev.kms_key_arn,
+      agentBucket: ctx.names.stateBucket,
+      agentObjectKey: agent.key,
+      agentSha256: agent.sha256,
+    });
+    const tmp = await mkdtemp(path.join(tmpdir(), `kp-plan-${cfg.name}-`));
+    return {
+      tf,
+      vars,
+      planFile: path.join(tmp, 'platform.tfplan'),
+      varFile: path.join(tmp, 'vars.json'),
+      emptyState: false,
+      persistent: true,
+      dispose: () => rm(tmp, { recursive: true, force: true }),
+    };
+  } catch (e) {
+    log.debug(`terraform: no early plan (${e instanceof Error ? e.message : String(e)})`);
+    return undefined;
   }
 }

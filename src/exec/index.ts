@@ -36,6 +36,8 @@ export interface ExecOptions {
   reject?: boolean;
   /** milliseconds before the child is killed; default none */
   timeoutMs?: number;
+  /** called once the child process is spawned */
+  onSpawn?: () => void;
 }
 
 export interface ExecResult {
@@ -80,6 +82,7 @@ export async function exec(file: string, args: string[], opts: ExecOptions): Pro
     timeout: opts.timeoutMs,
     all: false,
   });
+  opts.onSpawn?.();
   const r = await child;
   if (r.failed && r.exitCode === undefined) {
     if ((r.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {

@@ -3,7 +3,7 @@ import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { PlatformError, UserError } from '../errors.js';
-import { ExecError, type ExecResult, exec, which } from '../exec/index.js';
+import { ExecError, type ExecOptions, type ExecResult, exec, which } from '../exec/index.js';
 import { log } from '../log.js';
 import { displayPath } from '../paths.js';
 import { cliConfigFor, hclString, resolveMirror } from './cli-config.js';
@@ -228,13 +228,20 @@ export class Terraform {
    * @param vars the root variables (tfVars()); JSON-serialisable
    * @param planFile where to save the plan; a relative path is taken inside the data directory
    * @param opts.destroy plan the destruction of everything instead
+   * @param opts.onSpawn called once terraform is started
    * @returns what the plan would do ({@link PlanSummary}); `changes` from -detailed-exitcode
    * @throws ExecError when terraform fails (exit code 1)
    */
   async plan(
     vars: Record<string, unknown>,
     planFile: string,
-    opts: { destroy?: boolean; lock?: boolean; varFile?: string; json?: boolean } = {},
+    opts: {
+      destroy?: boolean;
+      lock?: boolean;
+      varFile?: string;
+      json?: boolean;
+      onSpawn?: () => void;
+    } = {},
   ): Promise<PlanSummary> {
     const varFile = await this.writeVars(vars, opts.varFile);
     const out = path.resolve(this.settings.dataDir, planFile);
@@ -251,6 +258,7 @@ export class Terraform {
       ],
       'stream',
       true,
+      opts.onSpawn ? { onSpawn: opts.onSpawn } : {},
     );
     if (r.exitCode !== 0 && r.exitCode !== 2) throw new ExecError(`${this.binary} plan`, r);
     const changes = r.exitCode === 2;
@@ -389,7 +397,12 @@ export class Terraform {
    * not a terminal; 'capture': output captured (JSON). `allowFailure`: return instead of
    * throwing on a non-zero exit.
    */
-  async #run(args: string[], mode: 'stream' | 'capture', allowFailure = false): Promise<ExecResult> {
+  async #run(
+    args: string[],
+    mode: 'stream' | 'capture',
+    allowFailure = false,
+    control: Pick<ExecOptions, 'onSpawn'> = {},
+  ): Promise<ExecResult> {
     const stream = mode === 'stream' && !this.settings.quiet;
     const noColor = mode === 'capture' || !process.stderr.isTTY ? ['-no-color'] : [];
     const full = args.includes('-no-color') ? args : [args[0]!, ...noColor, ...args.slice(1)];
@@ -398,6 +411,7 @@ export class Terraform {
       env: this.childEnv(),
       stdio: stream ? 'inherit' : 'pipe',
       reject: !allowFailure,
+      ...control,
     });
   }
 }

@@ -114,9 +114,26 @@ test('a shared environment with SSH open to 0.0.0.0/0 is refused before any writ
 test('on a built environment, run --plan lists the etcd manifest diff and writes nothing', async () => {
   const built = await cli(['run', '-e', 'play-plan', '--yes'], env());
   expect({ code: built.code, log: built.code === 0 ? '' : fail(built) }).toEqual({ code: 0, log: '' });
-  const noop = await recorded(['run', '-e', 'play-plan', '--plan', '--exit-code']);
+  const noop = await recorded(['run', '-e', 'play-plan', '--plan', '--exit-code', '--debug']);
   expect({ code: noop.code, log: noop.code === 0 ? '' : fail(noop) }).toEqual({ code: 0, log: '' });
   expect(noop.written).toEqual([]);
+  // Terraform planned once, with the variables last applied, started before the inputs were read
+  const plans = (r: CliResult) => r.stderr.match(/debug: exec: \S*terraform plan /g)?.length ?? 0;
+  expect(plans(noop)).toBe(1);
+  expect(noop.stderr).not.toMatch(/early plan used other variables/);
+
+  // that guess is checked against the real inputs: with another node image recorded as the
+  // last applied one, the early plan is stopped and Terraform plans again with the real image
+  // (which the built environment has: no changes)
+  const varsFile = path.join(ws.dir, '.platform', 'play-plan', 'terraform', 'platform.tfvars.json');
+  const applied = readFileSync(varsFile, 'utf8');
+  writeFileSync(varsFile, applied.replace(/"ami_id": "[^"]+"/, '"ami_id": "ami-0123456789abcdef0"'));
+  const guessed = await recorded(['run', '-e', 'play-plan', '--plan', '--exit-code', '--debug']);
+  writeFileSync(varsFile, applied);
+  expect({ code: guessed.code, log: guessed.code === 0 ? '' : fail(guessed) }).toEqual({ code: 0, log: '' });
+  expect(guessed.stderr).toMatch(/early plan used other variables; planning again/);
+  expect(plans(guessed)).toBe(2);
+  expect(guessed.written).toEqual([]);
 
   // Terraform starts planning with the working copy's SSH public key before the PKI plan has
   // derived the key from the private key; a .pub that does not match the private key must
