@@ -385,6 +385,22 @@ async function planWithTerraform(
     agentPublished = await objectExists(ctx.aws, names.stateBucket, bundle.key);
   }
 
+  // the policy over all but the Terraform plan, evaluated while Terraform plans: the report
+  // when the plan has no changes (it then has no JSON), evaluated again with the JSON otherwise
+  const { evaluatePolicy } = await import('../policy/index.js');
+  const { policyInputFor } = await import('../commands/policy.js');
+  const evaluate = async (plan: unknown) =>
+    evaluatePolicy(
+      await policyInputFor(cfg, {
+        ...(plan !== undefined ? { plan } : {}),
+        account: ctx.identity.account,
+        ...(bootstrapState.key ? { kmsKeyArn } : {}),
+        manifests: rendered,
+      }),
+      { waivers: cfg.waivers },
+    );
+  const withoutPlan = await evaluate(undefined);
+
   let terraform: ChangeSet['terraform'];
   let planJson: unknown;
   if (!o.skipTerraform) {
@@ -422,17 +438,7 @@ async function planWithTerraform(
       throw e;
     }
   }
-  const { evaluatePolicy } = await import('../policy/index.js');
-  const { policyInputFor } = await import('../commands/policy.js');
-  const policy = evaluatePolicy(
-    await policyInputFor(cfg, {
-      ...(planJson !== undefined ? { plan: planJson } : {}),
-      account: ctx.identity.account,
-      ...(bootstrapState.key ? { kmsKeyArn } : {}),
-      manifests: rendered,
-    }),
-    { waivers: cfg.waivers },
-  );
+  const policy = planJson === undefined ? withoutPlan : await evaluate(planJson);
   return {
     environment: cfg.name,
     account: ctx.identity.account,

@@ -11,8 +11,23 @@ import type { Finding, PolicyFile, Rule } from '../types.js';
  * Numbering: kube-bench cfg/cis-1.12 (master.yaml, etcd.yaml, node.yaml).
  */
 
-/** A static pod's first container's command line as flags: `--name=value` → value, `--name` → "true". */
+/** podFlags of each file object, parsed once for all the rules that read it (not to be mutated). */
+const parsedFlags = new WeakMap<PolicyFile, { content: string; flags: Map<string, string> | undefined }>();
+
+/**
+ * A static pod's first container's command line as flags: `--name=value` → value, `--name` →
+ * "true". Parsed once per file object and content (a dozen rules read the same pods); the
+ * map returned is shared: read it, never change it.
+ */
 export function podFlags(file: PolicyFile): Map<string, string> | undefined {
+  const seen = parsedFlags.get(file);
+  if (seen?.content === file.content) return seen.flags;
+  const flags = parsePodFlags(file);
+  parsedFlags.set(file, { content: file.content, flags });
+  return flags;
+}
+
+function parsePodFlags(file: PolicyFile): Map<string, string> | undefined {
   const doc = yamlOf(file.content) as
     | { kind?: string; spec?: { containers?: { command?: unknown[] }[] } }
     | undefined;
