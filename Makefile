@@ -26,15 +26,15 @@ node_modules/.package-lock.json: package-lock.json
 
 deps: node_modules/.package-lock.json ## install dependencies (from the lock file) when the lock file changed
 
-# rebuilt only when a source, the compiler settings or the dependencies changed (tsc and the
-# agent bundle take ~25 s; `make local` on an unchanged tree skips them)
+# rebuilt only when a source, the compiler settings or the dependencies changed (tsc, the
+# agent bundle and the CLI bundle take ~25 s; `make local` on an unchanged tree skips them)
 BUILD_INPUTS := $(shell find src test bench tools -type f -name '*.ts' 2>/dev/null) \
 	$(shell find src -type f -name '*.json' 2>/dev/null) tsconfig.json package.json
 dist/.build-stamp: node_modules/.package-lock.json $(BUILD_INPUTS)
 	npm run --silent build
 	@touch $@
 
-build: dist/.build-stamp ## compile the toolkit and bundle the node agent (when sources changed)
+build: dist/.build-stamp ## compile the toolkit, bundle the CLI and the node agent (when sources changed)
 
 # all at once: the local AWS's instances run no agent, so a staged rollout would wait for
 # masters that never report

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
  * build container mounts the operator's checkout there).
  */
 
-/** Root of the toolkit checkout: dist/src/paths.js → ../.. */
+/** Root of the toolkit checkout: dist/src/paths.js, or a chunk of the CLI bundle in dist/cli/ → ../.. */
 export function toolkitRoot(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 }

@@ -11,8 +11,9 @@ import { createRequire } from 'node:module';
  * detection and the scan on the first `import()` all the same, so every load of a package
  * in a process must take the same way: this module is that way.
  *
- * The operator's CLI process runs unbundled from node_modules and switches to `require`
- * at start ({@link loadSdkWithRequire}, src/cli/main.ts `runCli`). The node agent is one
+ * The operator's CLI process (an esbuild bundle of the toolkit, dist/cli/, that leaves
+ * the SDK's packages in node_modules) switches to `require` at start
+ * ({@link loadSdkWithRequire}, src/cli/main.ts `runCli`). The node agent is one
  * esbuild bundle, in which `import()` of a bundled package costs nothing of the sort, and
  * keeps `import()`; so do in-process callers (tests, benchmarks) that do not switch.
  */

@@ -84,7 +84,7 @@ function debugAfterCommand(argv: string[]): boolean {
 
 /** Entry: `node main.js <command> ...` or via a scripts/<command> launcher. */
 export async function runCli(argv: string[]): Promise<void> {
-  // this process runs from node_modules, unbundled: the SDK's packages by require (src/aws/sdk.ts)
+  // the SDK's packages are left out of the CLI bundle and loaded by require (src/aws/sdk.ts)
   loadSdkWithRequire();
   // `cmd | head` closes the pipe early: stop quietly, as Unix tools do
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
