@@ -2,14 +2,14 @@
  * `run --plan` on an unchanged environment against a bare `terraform plan` of the same root
  * module, same state and variables, in the same run (issue 12 item 6; goal ≤ 1.2×).
  *
- *   npm run build && node dist/bench/run-plan.js [--rounds 3]
+ *   npm run build && node dist/bench/run-plan.js [--rounds 5]
  *
  * Builds an environment in a moto_server it starts (`run --yes`, a few minutes), then per
  * round times, as child processes: `run -e ENV --plan` (the whole read-only change set:
  * bootstrap inspection, PKI plan, layer diffs, agent, terraform plan with -lock=false,
  * show -json, policy) and `terraform plan -lock=false -var-file=… -out=…` with the
- * environment's data directory, the way an operator would run it by hand. Prints each round
- * and the median ratio.
+ * environment's data directory, the way an operator would run it by hand, in alternating
+ * order. Prints each round and the median ratio.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { cli, workspace } from '../test/helpers/cli.js';
 import { startMoto } from '../test/helpers/moto.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' } } });
 const rounds = Number(values.rounds);
 const ENV = 'play-bench';
 const { moto, proc } = await startMoto();
@@ -50,13 +50,15 @@ try {
     TF_INPUT: '0',
   };
   const rows: { run: number; terraform: number }[] = [];
-  for (let i = 0; i < rounds; i++) {
-    let t = performance.now();
+  const timeRun = async () => {
+    const t = performance.now();
     const r = await cli(['run', '-e', ENV, '--plan', '--exit-code'], env);
-    const run = (performance.now() - t) / 1000;
     if (r.code !== 0)
       throw new Error(`run --plan was not a no-op (exit ${r.code}):\n${r.stderr.slice(-2000)}`);
-    t = performance.now();
+    return (performance.now() - t) / 1000;
+  };
+  const timeTerraform = () => {
+    const t = performance.now();
     execFileSync(
       'terraform',
       [
@@ -69,13 +71,42 @@ try {
       ],
       { cwd: path.join(ws.dir, 'platform', 'terraform'), env: tfEnv, stdio: 'ignore' },
     );
-    const terraform = (performance.now() - t) / 1000;
+    return (performance.now() - t) / 1000;
+  };
+  process.stderr.write(
+    `load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}\n`,
+  );
+  for (let i = 0; i < rounds; i++) {
+    // the order alternates, so that neither side is always the one that runs on a warmer
+    // (or busier) machine
+    let run: number;
+    let terraform: number;
+    if (i % 2 === 0) {
+      run = await timeRun();
+      terraform = timeTerraform();
+    } else {
+      terraform = timeTerraform();
+      run = await timeRun();
+    }
     rows.push({ run, terraform });
     process.stdout.write(
       `round ${i + 1}: run --plan ${run.toFixed(1)} s, terraform plan ${terraform.toFixed(1)} s, ratio ${(run / terraform).toFixed(2)}\n`,
     );
   }
-  const ratio = median(rows.map((r) => r.run / r.terraform));
+  const ratios = rows.map((r) => r.run / r.terraform);
+  const ratio = median(ratios);
+  process.stderr.write(
+    `load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}\n`,
+  );
+  process.stdout.write(
+    `ratios ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}; run first in odd rounds, terraform first in even ones\n`,
+  );
   process.stdout.write(
     `median: run --plan ${median(rows.map((r) => r.run)).toFixed(1)} s, terraform plan ${median(rows.map((r) => r.terraform)).toFixed(1)} s, ratio ${ratio.toFixed(2)} (goal <= 1.20)\n`,
   );
