@@ -130,7 +130,7 @@ test('on a built environment, run --plan lists the etcd manifest diff and writes
   writeFileSync(varsFile, applied.replace(/"ami_id": "[^"]+"/, '"ami_id": "ami-0123456789abcdef0"'));
   const beforeGuess = await tree('play-plan');
   const guessed = await recorded(['run', '-e', 'play-plan', '--plan', '--exit-code', '--debug']);
-  // two plans ran in the data directory, one after the other had started: neither wrote there
+  // two plans ran in the data directory, the second once the first had ended: neither wrote there
   expect(await tree('play-plan')).toEqual(beforeGuess);
   writeFileSync(varsFile, applied);
   expect({ code: guessed.code, log: guessed.code === 0 ? '' : fail(guessed) }).toEqual({ code: 0, log: '' });
