@@ -217,14 +217,13 @@ async function planFrom(ctx: EnvContext, o: PlanOptions, p: PlanInputs): Promise
   if (!early && localPub !== undefined) {
     early = planEarly(
       platformTerraform(ctx, { kmsKeyArn, sshPublicKey: localPub, preview: true, emptyState }),
-      false,
     );
     // the PKI plan and rendering are CPU work on this event loop: Terraform's set-up (version,
     // init check) goes first, so that its plan is not kept waiting behind them
     await early.begun;
   }
   try {
-    return await planWithTerraform(ctx, o, p, root, emptyState, { early, localPub });
+    return await planWithTerraform(ctx, o, p, root, emptyState, early);
   } catch (e) {
     await discardEarlyPlan(early);
     throw e;
@@ -246,8 +245,6 @@ export interface EarlyPlan {
   tf: Promise<PlatformTerraform | undefined>;
   /** its plan (undefined with `tf`); rejects with the plan's error */
   run: Promise<TerraformRun | undefined>;
-  /** true when its variables are a guess ({@link guessedPreview}) to check before use */
-  guessed: boolean;
   /** settles once terraform is started, or it is known that it will not be; never rejects */
   begun: Promise<void>;
 }
@@ -257,7 +254,7 @@ export interface EarlyPlan {
  * `show -json` (seconds: it loads every provider schema) is skipped; Terraform then applies
  * nothing, so its rules have nothing to refuse and are reported as not evaluated.
  */
-function planEarly(preview: Promise<PlatformTerraform | undefined>, guessed: boolean): EarlyPlan {
+function planEarly(preview: Promise<PlatformTerraform | undefined>): EarlyPlan {
   let planning = () => {};
   const started = new Promise<void>((resolve) => {
     planning = resolve;
@@ -282,7 +279,6 @@ function planEarly(preview: Promise<PlatformTerraform | undefined>, guessed: boo
   return {
     tf: preview.catch(() => undefined),
     run,
-    guessed,
     begun: Promise.race([started, run.then(noop, noop)]),
   };
 }
@@ -296,7 +292,7 @@ function planEarly(preview: Promise<PlatformTerraform | undefined>, guessed: boo
  * milliseconds later. Hand it to planRun (options.early), or to {@link discardEarlyPlan}.
  */
 export function startGuessedPlan(ctx: EnvContext): EarlyPlan {
-  return planEarly(guessedPreview(ctx), true);
+  return planEarly(guessedPreview(ctx));
 }
 
 /**
@@ -318,7 +314,7 @@ async function terraformPlan(
   ctx: EnvContext,
   o: { kmsKeyArn: string; sshPublicKey: string; emptyState: boolean; vars?: Record<string, unknown> },
 ): Promise<TerraformRun> {
-  const run = await planEarly(platformTerraform(ctx, { ...o, preview: true }), false).run;
+  const run = await planEarly(platformTerraform(ctx, { ...o, preview: true })).run;
   return run!;
 }
 
@@ -333,7 +329,7 @@ async function planWithTerraform(
   p: PlanInputs,
   root: string,
   emptyState: boolean,
-  started: { early: EarlyPlan | undefined; localPub: string | undefined },
+  early: EarlyPlan | undefined,
 ): Promise<ChangeSet> {
   const { cfg, names } = ctx;
   const { bootstrapState, bootstrap, kmsKeyArn, store, bases, restored } = p;
@@ -404,24 +400,18 @@ async function planWithTerraform(
   let terraform: ChangeSet['terraform'];
   let planJson: unknown;
   if (!o.skipTerraform) {
-    let run: TerraformRun | undefined;
-    const early = started.early;
-    if (early?.guessed) {
-      // the guess holds when the real inputs give the same variables (and the state bucket is there)
-      const vars = await platformVars(ctx, { kmsKeyArn, sshPublicKey: pki.sshPublicKey, preview: true });
-      const guess = await early.tf;
-      if (!emptyState && guess && isDeepStrictEqual(guess.vars, vars)) run = await early.run;
-      else {
-        log.debug('terraform: the early plan used other variables; planning again');
-        await discardEarlyPlan(early);
-        run = await terraformPlan(ctx, { kmsKeyArn, sshPublicKey: pki.sshPublicKey, emptyState, vars });
-      }
-    } else if (early && started.localPub?.trim() === pki.sshPublicKey.trim()) {
-      run = await early.run;
+    // the early plan is used when the real inputs give the variables it planned with (its
+    // guess, or the working copy's SSH key, may be wrong) over the same kind of state
+    const vars = await platformVars(ctx, { kmsKeyArn, sshPublicKey: pki.sshPublicKey, preview: true });
+    const planned = await early?.tf;
+    let run: TerraformRun;
+    if (early && planned?.emptyState === emptyState && isDeepStrictEqual(planned.vars, vars)) {
+      run = (await early.run)!;
     } else {
+      if (early) log.debug('terraform: the early plan used other variables; planning again');
       await discardEarlyPlan(early);
+      run = await terraformPlan(ctx, { kmsKeyArn, sshPublicKey: pki.sshPublicKey, emptyState, vars });
     }
-    run ??= await terraformPlan(ctx, { kmsKeyArn, sshPublicKey: pki.sshPublicKey, emptyState });
     const { tf, summary } = run;
     try {
       planJson = summary.json;

@@ -119,7 +119,6 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
   // Terraform's plan, most of a no-op run's time, starts now with the variables last applied;
   // planRun uses it if the inputs it reads give the same variables (else it plans again)
   const early = o.skipTerraform ? undefined : startGuessedPlan(ctx);
-  let handedOver = false;
   try {
     const { cfg } = ctx;
     // its set-up (version, init check) is CPU work on this event loop, as are the reads
@@ -132,7 +131,6 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     // while the plan runs makes it stale, never the other way round
     const saved = o.out !== undefined ? await import('../changeset/saved.js') : undefined;
     const stateVersionId = saved ? await saved.stateVersion(ctx) : null;
-    handedOver = true;
     cs = await step('plan: bootstrap, PKI, layers, agent, terraform, policy', () =>
       planRun(ctx, { skipTerraform: Boolean(o.skipTerraform), ...(early ? { early } : {}) }),
     );
@@ -192,7 +190,9 @@ export async function runCommand(o: RunOptions, context: CommandContext): Promis
     });
     return converge(ctx, o, secureGeneration);
   } finally {
-    if (!handedOver) await discardEarlyPlan(early);
+    // without a change set, the early plan was not used (planRun disposed of it if it had it;
+    // a second discard only waits for nothing)
+    if (!cs) await discardEarlyPlan(early);
     await cs?.terraform?.tf.dispose();
     await disposeRestore(cs?.restored);
     await ctx.close();

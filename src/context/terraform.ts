@@ -43,6 +43,8 @@ export interface PlatformTerraformOptions {
   allowMissingSshKey?: boolean;
   /** the root variables when the caller has them already ({@link platformVars}) */
   vars?: Record<string, unknown>;
+  /** the node image when the caller has it (no DescribeImages; {@link guessedPreview}) */
+  amiId?: string;
 }
 
 /** A syntactically valid OpenSSH key line for destroy plans without the local key (never installed). */
@@ -85,9 +87,12 @@ export async function platformVars(
     sshPublicKey = (text ?? STAND_IN_SSH_KEY).trim();
   }
   // both at once; the image's error, if any, is reported first, as when one came after the other
-  const ami = resolveAmi(ctx.aws, cfg.nodeAmi, Boolean(ctx.aws.settings.endpoint), {
-    readOnly: Boolean(o.preview),
-  });
+  const ami =
+    o.amiId !== undefined
+      ? Promise.resolve(o.amiId)
+      : resolveAmi(ctx.aws, cfg.nodeAmi, Boolean(ctx.aws.settings.endpoint), {
+          readOnly: Boolean(o.preview),
+        });
   const bundle = agentBundle();
   bundle.catch(() => {}); // awaited after the image
   const amiId = await ami;
@@ -146,12 +151,9 @@ export async function platformTerraform(
   const dispose = () => rm(tmp, { recursive: true, force: true });
   try {
     const files = { planFile: path.join(tmp, 'platform.tfplan'), varFile: path.join(tmp, 'vars.json') };
-    // the fast path: the environment's own data directory, initialised for this backend
-    // (plan with -lock=false and temporary vars and plan files writes nothing there)
-    if (!o.emptyState && (await readFile(path.join(dataDir, 'kp-init.sha256'), 'utf8').catch(() => ''))) {
-      const real = await Terraform.create({ dir: terraformDir(), dataDir, env, quiet: true });
-      if (await real.isInitialised(backend))
-        return { tf: real, vars, ...files, emptyState: false, persistent: true, dispose };
+    if (!o.emptyState) {
+      const own = await ownDataDirPreview(ctx, vars, tmp);
+      if (own) return own;
     }
     // otherwise a copy of the root module (init writes its lock file into the module
     // directory) with a temporary data directory; for an environment without a state
@@ -179,26 +181,59 @@ export async function platformTerraform(
 }
 
 /**
+ * The fast path of a preview: the environment's own data directory, when it is initialised
+ * for the environment's backend. The variables, the plan file and the CLI configuration go
+ * into `tmp`, and the plan runs with -lock=false: nothing is written in the data directory.
+ * `dispose` removes `tmp`.
+ * @returns undefined when the data directory is not initialised for this backend
+ */
+async function ownDataDirPreview(
+  ctx: EnvContext,
+  vars: Record<string, unknown>,
+  tmp: string,
+): Promise<PlatformTerraform | undefined> {
+  const dataDir = path.join(stateDir(ctx.cfg.name), 'terraform');
+  if (!(await readFile(path.join(dataDir, 'kp-init.sha256'), 'utf8').catch(() => ''))) return undefined;
+  const { Terraform } = await import('../terraform/driver.js');
+  const tf = await Terraform.create({
+    dir: terraformDir(),
+    dataDir,
+    env: ctx.local?.env ?? {},
+    quiet: true,
+    cliConfigFile: path.join(tmp, 'cli.tfrc'),
+  });
+  if (!(await tf.isInitialised(backendOf(ctx)))) return undefined;
+  return {
+    tf,
+    vars,
+    planFile: path.join(tmp, 'platform.tfplan'),
+    varFile: path.join(tmp, 'vars.json'),
+    emptyState: false,
+    persistent: true,
+    dispose: () => rm(tmp, { recursive: true, force: true }),
+  };
+}
+
+/**
  * A preview Terraform that can start before the environment's AWS inputs are read: in the
- * environment's own data directory when it is initialised for the environment's backend,
- * with the variables tfVars() gives for the environment file as it is now, the working
- * copy's SSH public key, the agent bundle, and the node image and KMS key ARN of the
- * variables last applied (`<data dir>/platform.tfvars.json`). Its variables are a guess:
- * the caller compares them with {@link platformVars} of the real inputs before it uses a
- * plan made with them.
+ * environment's own data directory when it is initialised for the environment's backend
+ * (as a preview's fast path), with {@link platformVars} for the working copy's SSH public
+ * key and the node image and KMS key ARN of the variables last applied
+ * (`<data dir>/platform.tfvars.json`). Its variables are a guess: the caller compares them
+ * with platformVars of the real inputs before it uses a plan made with them.
  *
- * Writes only in a temporary directory (variables and plan file), like any preview.
+ * Writes only in a temporary directory (variables, plan file, CLI configuration).
  * @returns undefined when the data directory is not initialised for the backend, holds no
  *   earlier variables, or the working copy has no SSH public key; and on any error (the
  *   real inputs report it in its place)
  */
 export async function guessedPreview(ctx: EnvContext): Promise<PlatformTerraform | undefined> {
   const { cfg } = ctx;
-  const dataDir = path.join(stateDir(cfg.name), 'terraform');
+  let tmp: string | undefined;
   try {
-    const { Terraform, VARS_FILE } = await import('../terraform/driver.js');
+    const { VARS_FILE } = await import('../terraform/driver.js');
     const [last, pub] = await Promise.all([
-      readFile(path.join(dataDir, VARS_FILE), 'utf8').catch(() => undefined),
+      readFile(path.join(stateDir(cfg.name), 'terraform', VARS_FILE), 'utf8').catch(() => undefined),
       readFile(path.join(secretsDir(cfg.name), 'common', 'ssh', `${cfg.name}.pub`), 'utf8').catch(
         () => undefined,
       ),
@@ -206,32 +241,18 @@ export async function guessedPreview(ctx: EnvContext): Promise<PlatformTerraform
     if (last === undefined || pub === undefined) return undefined;
     const prev = JSON.parse(last) as { ami_id?: unknown; kms_key_arn?: unknown };
     if (typeof prev.ami_id !== 'string' || typeof prev.kms_key_arn !== 'string') return undefined;
-    const [tf, agent, { tfVars }] = await Promise.all([
-      Terraform.create({ dir: terraformDir(), dataDir, env: ctx.local?.env ?? {}, quiet: true }),
-      agentBundle(),
-      import('../terraform/vars.js'),
-    ]);
-    if (!(await tf.isInitialised(backendOf(ctx)))) return undefined;
-    const vars = tfVars(cfg, {
-      amiId: prev.ami_id,
-      sshPublicKey: pub.trim(),
-      secretsBucket: ctx.names.secretsBucket,
+    const vars = await platformVars(ctx, {
       kmsKeyArn: prev.kms_key_arn,
-      agentBucket: ctx.names.stateBucket,
-      agentObjectKey: agent.key,
-      agentSha256: agent.sha256,
+      sshPublicKey: pub,
+      amiId: prev.ami_id,
+      preview: true,
     });
-    const tmp = await mkdtemp(path.join(tmpdir(), `kp-plan-${cfg.name}-`));
-    return {
-      tf,
-      vars,
-      planFile: path.join(tmp, 'platform.tfplan'),
-      varFile: path.join(tmp, 'vars.json'),
-      emptyState: false,
-      persistent: true,
-      dispose: () => rm(tmp, { recursive: true, force: true }),
-    };
+    tmp = await mkdtemp(path.join(tmpdir(), `kp-plan-${cfg.name}-`));
+    const own = await ownDataDirPreview(ctx, vars, tmp);
+    if (!own) await rm(tmp, { recursive: true, force: true });
+    return own;
   } catch (e) {
+    if (tmp) await rm(tmp, { recursive: true, force: true });
     log.debug(`terraform: no early plan (${e instanceof Error ? e.message : String(e)})`);
     return undefined;
   }

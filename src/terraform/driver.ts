@@ -48,6 +48,12 @@ export interface TerraformSettings {
   quiet?: boolean;
   /** seconds to wait for the state lock held by another run (-lock-timeout) @default 120 */
   lockTimeoutS?: number;
+  /**
+   * where to write the CLI configuration (TF_CLI_CONFIG_FILE), always; a preview puts it in
+   * its temporary directory, so that it writes nothing in the data directory.
+   * @default <dataDir>/cli.tfrc, written only when it differs
+   */
+  cliConfigFile?: string;
 }
 
 /** The S3 backend of the environment (DESIGN.md §6: encrypted, native S3 locking). */
@@ -107,7 +113,7 @@ export class Terraform {
 
   /**
    * Resolves the binary, checks its version, creates the data directory and writes the CLI
-   * configuration into it.
+   * configuration into it (or into settings.cliConfigFile, leaving the data directory as it is).
    *
    * @throws UserError when `binary` / PLATFORM_TF_BINARY names a program that cannot be
    *   found, or the binary is older than 1.10 (needed by `use_lockfile`)
@@ -123,12 +129,16 @@ export class Terraform {
       });
     }
     const dataDir = path.resolve(settings.dataDir);
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const mirror = await resolveMirror();
-    const cliConfig = path.join(dataDir, 'cli.tfrc');
     const text = await cliConfigFor(settings.dir, mirror);
-    // written only when it differs: a plan must leave the data directory byte-identical
-    if ((await readFile(cliConfig, 'utf8').catch(() => undefined)) !== text) await writeFile(cliConfig, text);
+    const cliConfig = settings.cliConfigFile ?? path.join(dataDir, 'cli.tfrc');
+    if (settings.cliConfigFile !== undefined) await writeFile(cliConfig, text);
+    else {
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      // written only when it differs
+      if ((await readFile(cliConfig, 'utf8').catch(() => undefined)) !== text)
+        await writeFile(cliConfig, text);
+    }
     log.debug(`terraform: ${binary} ${version}, data ${dataDir}, provider mirror ${mirror ?? 'none'}`);
     return new Terraform(settings, binary, version, cliConfig);
   }

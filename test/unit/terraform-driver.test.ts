@@ -205,6 +205,34 @@ describe('Terraform driver (against a recording stand-in binary)', () => {
     expect(readFileSync(call.env.TF_CLI_CONFIG_FILE!, 'utf8')).toMatch(/provider|registr/);
   });
 
+  test("a preview's CLI configuration goes where it says, and the data directory stays as it is", async () => {
+    const dir = tmp();
+    const dataDir = path.join(dir, 'data');
+    mkdirSync(dataDir);
+    writeFileSync(path.join(dataDir, 'cli.tfrc'), '# an older configuration\n');
+    const cliConfigFile = path.join(dir, 'preview', 'cli.tfrc');
+    mkdirSync(path.dirname(cliConfigFile));
+    const log = path.join(dir, 'log');
+    const tf = await Terraform.create({
+      dir: terraformDir,
+      dataDir,
+      binary: fakeBinary(dir, '1.11.0', log),
+      quiet: true,
+      cliConfigFile,
+    });
+    await tf.plan({ a: 1 }, path.join(dir, 'preview', 'p'), {
+      lock: false,
+      varFile: path.join(dir, 'preview', 'v.json'),
+      json: false,
+    });
+    const call = JSON.parse(readFileSync(log, 'utf8').trim().split('\n')[0]!) as {
+      env: Record<string, string>;
+    };
+    expect(call.env.TF_CLI_CONFIG_FILE).toBe(cliConfigFile);
+    expect(readFileSync(cliConfigFile, 'utf8')).toMatch(/provider|registr/);
+    expect(readFileSync(path.join(dataDir, 'cli.tfrc'), 'utf8')).toBe('# an older configuration\n');
+  });
+
   test('against real AWS, init sets neither path-style nor endpoints', async () => {
     const dir = tmp();
     const log = path.join(dir, 'log');
